@@ -1,0 +1,46 @@
+"""Opens what the services stand on, from the settings: the metadata store and artifacts.
+
+The server opens one :class:`Backend` at start-up and builds a service per request with the
+request's actor; the SDK in local mode and the CLI open one per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dockyard.core.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dockyard.artifacts import ArtifactStore
+    from dockyard.governance.audit import Actor
+    from dockyard.store.sql import SqlStore
+    from dockyard.tracking.service import TrackingService
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    store: SqlStore
+    artifacts: ArtifactStore
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Backend:
+        from dockyard.artifacts import ArtifactStore
+        from dockyard.store.sql import SqlStore
+
+        settings = settings or load_settings()
+        store = SqlStore(
+            settings.resolved_db_url,
+            busy_timeout=float(settings.sqlite_busy_timeout),
+            migrate=migrate,
+        )
+        return cls(settings, store, ArtifactStore(settings.resolved_artifact_root))
+
+    def tracking(self, actor: Actor) -> TrackingService:
+        from dockyard.tracking.service import TrackingService
+
+        return TrackingService(self.store, self.artifacts, actor)
+
+    def close(self) -> None:
+        self.store.close()

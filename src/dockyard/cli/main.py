@@ -1,0 +1,87 @@
+"""The `dockyard` entry point: subcommands and the one place that turns errors into exits."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dockyard.cli import artifacts, db, experiments, runs
+
+app = typer.Typer(
+    name="dockyard",
+    help="Dockyard: track runs, register, deploy and watch models — one tool, laptop to cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(db.app, name="db")
+
+
+@app.command()
+def server(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Run the REST API server (tracking API under /api/v1, /healthz)."""
+    from dockyard.core.config import load_settings
+    from dockyard.server.app import run
+
+    run(load_settings(), host=host, port=port, workers=workers)
+
+
+@app.command()
+def demo(
+    rows: int = typer.Option(20_000, help="Rows of synthetic transactions."),
+    seed: int = typer.Option(0, help="Random seed (the data is deterministic per seed)."),
+    experiment: str = typer.Option("fraud-demo", help="Experiment to track the runs in."),
+) -> None:
+    """Generate a fraud dataset, train a few models, track them and compare."""
+    from dockyard.demo import run_demo
+
+    run_demo(rows=rows, seed=seed, experiment=experiment)
+
+
+@app.command()
+def version() -> None:
+    """Print Dockyard's version."""
+    from dockyard import __version__
+
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a DockyardError becomes one line on stderr and its exit code."""
+    import click
+
+    from dockyard.cli._output import print_error
+    from dockyard.core.errors import DockyardError
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="dockyard", standalone_mode=False)
+    except DockyardError as exc:
+        print_error(exc.message)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print_error("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Python SDK: the fluent run API and the Client, local or remote."""

@@ -1,0 +1,166 @@
+"""The settings table and its loader.
+
+One table (:data:`SETTINGS`) names every setting with its type, default, environment variable
+and help. Values come from, in order: explicit overrides (CLI flags), the environment
+(``DOCKYARD_*``), a ``dockyard.toml`` file (in the working folder, or the one named by
+``DOCKYARD_CONFIG``), then the default. :class:`Settings` records where each value came from.
+Settings are read once and passed down; the object is frozen.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.core.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "DOCKYARD_" + self.name.upper()
+
+
+def _bool(value: str) -> bool:
+    v = str(value).strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("home", str, ".dockyard", "Folder for the SQLite file and local artifacts."),
+    Setting(
+        "db_url",
+        str,
+        None,
+        "SQLAlchemy URL of the metadata store; default: a SQLite file in the home folder. "
+        "For PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    ),
+    Setting(
+        "artifact_root",
+        str,
+        None,
+        "Root URI of the artifact store (a folder, or s3://, gs://, memory://... via fsspec); "
+        "default: <home>/artifacts.",
+    ),
+    Setting(
+        "tracking_uri",
+        str,
+        None,
+        "http(s)://host:port of a Dockyard server for the SDK's remote mode; unset means local.",
+    ),
+    Setting("tracking_token", str, None, "API token sent to the server in remote mode."),
+    Setting("user", str, None, "Actor name recorded in local mode; default: the OS user."),
+    Setting(
+        "max_body_bytes",
+        int,
+        8 * 1024 * 1024,
+        "Largest JSON request body the server accepts, in bytes.",
+    ),
+    Setting(
+        "max_artifact_bytes",
+        int,
+        50 * 1024**3,
+        "Largest artifact upload the server accepts, in bytes.",
+    ),
+    Setting(
+        "metric_flush_seconds",
+        float,
+        0.5,
+        "How often the SDK's background thread flushes buffered metrics.",
+    ),
+    Setting("metric_batch_size", int, 1000, "Largest number of metric points in one flush."),
+    Setting("sqlite_busy_timeout", float, 60.0, "Seconds a SQLite writer waits for the lock."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; ``sources`` says where each value came from."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.values["home"]).expanduser()
+
+    @property
+    def resolved_db_url(self) -> str:
+        url = self.values.get("db_url")
+        if url:
+            return str(url)
+        return f"sqlite:///{(self.home_path / 'dockyard.db').resolve()}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        root = self.values.get("artifact_root")
+        if root:
+            return str(root)
+        return str((self.home_path / "artifacts").resolve())
+
+
+def _read_toml(environ: Mapping[str, str]) -> dict[str, Any]:
+    path = Path(environ.get("DOCKYARD_CONFIG", "dockyard.toml"))
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
+    table = data.get("dockyard", data)
+    unknown = sorted(set(table) - set(_BY_NAME))
+    if unknown:
+        raise InvalidInput(
+            f"config file {path} has unknown settings {unknown}; known: {sorted(_BY_NAME)}"
+        )
+    return dict(table)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve every setting: overrides, then environment, then dockyard.toml, then default."""
+    env = os.environ if environ is None else environ
+    file_values = _read_toml(env)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        if overrides and overrides.get(s.name) is not None:
+            raw, src = overrides[s.name], "override"
+        elif env.get(s.env) not in (None, ""):
+            raw, src = env[s.env], "env"
+        elif s.name in file_values:
+            raw, src = file_values[s.name], "file"
+        else:
+            values[s.name], sources[s.name] = s.default, "default"
+            continue
+        try:
+            values[s.name] = s.type(raw) if isinstance(raw, str) else raw
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"setting {s.name} ({s.env}) must be {s.type.__name__}, got {raw!r}"
+            ) from None
+        sources[s.name] = src
+    return Settings(values=values, sources=sources)

@@ -1,0 +1,585 @@
+"""The SQL implementation of the metadata store (SQLite and PostgreSQL).
+
+Writes run as a function inside one transaction (``store.write(fn)``), the way datasette
+funnels writes through one writer; reads likewise (``store.read(fn)``). The function gets a
+:class:`SqlUnit` whose methods speak domain objects: SQLAlchemy rows never leave this package.
+A write that loses a race on a unique key (two processes inserting the same param) is retried
+once, so the second writer sees the first one's row and answers Conflict or no-op as it should.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from dockyard.core.entities import (
+    AuditEvent,
+    DatasetInput,
+    Experiment,
+    Metric,
+    Run,
+    RunStatus,
+)
+from dockyard.core.errors import AlreadyExists, Conflict, Unavailable
+from dockyard.store import schema as t
+from dockyard.store.engine import Engines, create_engines, ensure_migrated, redact_url
+
+T = TypeVar("T")
+
+_MAX_IN = 500  # keep IN lists well under SQLite's variable limit
+
+
+def _chunks(items: Sequence[T], size: int = _MAX_IN) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _metric_value(row: Any) -> float:
+    return math.nan if row.is_nan else float(row.value)
+
+
+class SqlUnit:
+    """Repository methods bound to one connection inside one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def _insert(self, table: t.Table) -> Any:
+        return (pg.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def _experiment(self, row: Any) -> Experiment:
+        tag_rows = self.conn.execute(
+            select(t.experiment_tags.c.key, t.experiment_tags.c.value).where(
+                t.experiment_tags.c.experiment_id == row.experiment_id
+            )
+        )
+        return Experiment(
+            experiment_id=str(row.experiment_id),
+            name=row.name,
+            lifecycle_stage=row.lifecycle_stage,
+            artifact_location=row.artifact_location,
+            creation_time=row.creation_time,
+            last_update_time=row.last_update_time,
+            tags={r.key: r.value for r in tag_rows},
+        )
+
+    def create_experiment(
+        self, name: str, artifact_location: str, tags: dict[str, str], now: int
+    ) -> Experiment:
+        if self.conn.execute(
+            select(t.experiments.c.experiment_id).where(t.experiments.c.name == name)
+        ).first():
+            raise AlreadyExists(f"experiment {name!r} already exists", name=name)
+        result = self.conn.execute(
+            insert(t.experiments).values(
+                name=name,
+                lifecycle_stage="active",
+                artifact_location=artifact_location,
+                creation_time=now,
+                last_update_time=now,
+            )
+        )
+        experiment_id = result.inserted_primary_key[0]
+        if tags:
+            self.set_experiment_tags(str(experiment_id), tags)
+        exp = self.get_experiment(str(experiment_id))
+        assert exp is not None
+        return exp
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        try:
+            eid = int(experiment_id)
+        except (TypeError, ValueError):
+            return None
+        row = self.conn.execute(
+            select(t.experiments).where(t.experiments.c.experiment_id == eid)
+        ).first()
+        return None if row is None else self._experiment(row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        row = self.conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
+        return None if row is None else self._experiment(row)
+
+    def list_experiments(self, stage: str, limit: int, offset: int) -> list[Experiment]:
+        q = select(t.experiments).order_by(t.experiments.c.experiment_id)
+        if stage != "all":
+            q = q.where(t.experiments.c.lifecycle_stage == stage)
+        rows = self.conn.execute(q.limit(limit).offset(offset)).all()
+        return [self._experiment(r) for r in rows]
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        now: int,
+        *,
+        name: str | None = None,
+        lifecycle_stage: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"last_update_time": now}
+        if name is not None:
+            clash = self.conn.execute(
+                select(t.experiments.c.experiment_id).where(
+                    t.experiments.c.name == name,
+                    t.experiments.c.experiment_id != int(experiment_id),
+                )
+            ).first()
+            if clash:
+                raise AlreadyExists(f"experiment {name!r} already exists", name=name)
+            values["name"] = name
+        if lifecycle_stage is not None:
+            values["lifecycle_stage"] = lifecycle_stage
+        self.conn.execute(
+            update(t.experiments)
+            .where(t.experiments.c.experiment_id == int(experiment_id))
+            .values(**values)
+        )
+
+    def set_experiment_tags(self, experiment_id: str, tags: dict[str, str]) -> None:
+        stmt = self._insert(t.experiment_tags)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["experiment_id", "key"], set_={"value": stmt.excluded.value}
+        )
+        self.conn.execute(
+            stmt,
+            [{"experiment_id": int(experiment_id), "key": k, "value": v} for k, v in tags.items()],
+        )
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def insert_run(
+        self,
+        *,
+        run_id: str,
+        experiment_id: str,
+        name: str,
+        start_time: int,
+        user: str,
+        parent_run_id: str | None,
+    ) -> None:
+        self.conn.execute(
+            insert(t.runs).values(
+                run_id=run_id,
+                experiment_id=int(experiment_id),
+                name=name,
+                status=RunStatus.RUNNING.value,
+                start_time=start_time,
+                end_time=None,
+                user=user,
+                parent_run_id=parent_run_id,
+                lifecycle_stage="active",
+            )
+        )
+
+    def run_exists(self, run_id: str) -> tuple[str, str] | None:
+        """(status, lifecycle_stage) of the run, or None."""
+        row = self.conn.execute(
+            select(t.runs.c.status, t.runs.c.lifecycle_stage).where(t.runs.c.run_id == run_id)
+        ).first()
+        return None if row is None else (row.status, row.lifecycle_stage)
+
+    def get_run(self, run_id: str) -> Run | None:
+        row = self.conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
+        if row is None:
+            return None
+        return self._hydrate([row])[0]
+
+    def _hydrate(self, rows: Sequence[Any]) -> list[Run]:
+        """Turn run rows into Runs, loading params, latest metrics, tags and inputs in bulk."""
+        ids = [r.run_id for r in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        inputs: dict[str, list[DatasetInput]] = {i: [] for i in ids}
+        for chunk in _chunks(ids):
+            for p in self.conn.execute(
+                select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id.in_(chunk)
+                )
+            ):
+                params[p.run_id][p.key] = p.value
+            for m in self.conn.execute(
+                select(
+                    t.latest_metrics.c.run_id,
+                    t.latest_metrics.c.key,
+                    t.latest_metrics.c.value,
+                    t.latest_metrics.c.is_nan,
+                ).where(t.latest_metrics.c.run_id.in_(chunk))
+            ):
+                metrics[m.run_id][m.key] = _metric_value(m)
+            for g in self.conn.execute(
+                select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
+                    t.tags.c.run_id.in_(chunk)
+                )
+            ):
+                tags[g.run_id][g.key] = g.value
+            for d in self.conn.execute(
+                select(t.dataset_inputs)
+                .where(t.dataset_inputs.c.run_id.in_(chunk))
+                .order_by(t.dataset_inputs.c.id)
+            ):
+                inputs[d.run_id].append(
+                    DatasetInput(
+                        name=d.name,
+                        digest=d.digest,
+                        context=d.context,
+                        num_rows=d.num_rows,
+                        schema=d.schema,
+                        source=d.source,
+                    )
+                )
+        return [
+            Run(
+                run_id=r.run_id,
+                experiment_id=str(r.experiment_id),
+                name=r.name,
+                status=RunStatus(r.status),
+                start_time=r.start_time,
+                end_time=r.end_time,
+                user=r.user,
+                parent_run_id=r.parent_run_id,
+                lifecycle_stage=r.lifecycle_stage,
+                params=dict(sorted(params[r.run_id].items())),
+                metrics=dict(sorted(metrics[r.run_id].items())),
+                tags=dict(sorted(tags[r.run_id].items())),
+                inputs=inputs[r.run_id],
+            )
+            for r in rows
+        ]
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        if "status" in values and isinstance(values["status"], RunStatus):
+            values["status"] = values["status"].value
+        self.conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(**values))
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        where: Any,
+        order: Any,
+        stage: str,
+        limit: int,
+        offset: int,
+    ) -> list[Run]:
+        """``where`` is a compiled filter clause or None; ``order`` a list of OrderKeys."""
+        from dockyard.store._search_sql import apply_order
+
+        q = select(t.runs)
+        if experiment_ids:
+            q = q.where(t.runs.c.experiment_id.in_([int(e) for e in experiment_ids]))
+        if stage != "all":
+            q = q.where(t.runs.c.lifecycle_stage == stage)
+        if where is not None:
+            q = q.where(where)
+        q = apply_order(q, order).limit(limit).offset(offset)
+        return self._hydrate(self.conn.execute(q).all())
+
+    # -- params, tags, metrics, inputs ---------------------------------------------------------
+
+    def log_params(self, run_id: str, values: dict[str, str]) -> list[str]:
+        """Insert new params; same value again is a no-op, a different one a Conflict.
+
+        Returns the keys actually written.
+        """
+        existing: dict[str, str] = {}
+        keys = list(values)
+        for chunk in _chunks(keys):
+            for row in self.conn.execute(
+                select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == run_id, t.params.c.key.in_(chunk)
+                )
+            ):
+                existing[row.key] = row.value
+        for key, old in existing.items():
+            if old != values[key]:
+                raise Conflict(
+                    f"param {key!r} of run {run_id} is already {old!r}; params are write-once "
+                    f"and cannot be changed to {values[key]!r}",
+                    key=key,
+                    old_value=old,
+                    new_value=values[key],
+                )
+        new = [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()
+               if k not in existing]
+        if new:
+            self.conn.execute(insert(t.params), new)
+        return [r["key"] for r in new]
+
+    def set_tags(self, run_id: str, values: dict[str, str]) -> None:
+        stmt = self._insert(t.tags)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+        )
+        self.conn.execute(
+            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
+        )
+
+    def delete_tag(self, run_id: str, key: str) -> bool:
+        result = self.conn.execute(
+            delete(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key == key)
+        )
+        return bool(result.rowcount)
+
+    def log_metrics(self, run_id: str, points: Sequence[Metric]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        latest: dict[str, Metric] = {}
+        for m in points:
+            nan = m.value != m.value
+            rows.append((run_id, m.key, None if nan else m.value, nan, m.timestamp, m.step))
+            cur = latest.get(m.key)
+            if cur is None or (m.step, m.timestamp) >= (cur.step, cur.timestamp):
+                latest[m.key] = m
+        # The hot path of metric logging: a driver-level executemany of plain tuples is several
+        # times faster than building a parameter dict per row through the SQL compiler.
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        self.conn.exec_driver_sql(
+            'INSERT INTO metrics (run_id, "key", value, is_nan, "timestamp", step) '
+            f"VALUES ({', '.join([mark] * 6)})",
+            rows,
+        )
+        stmt = self._insert(t.latest_metrics)
+        lm = t.latest_metrics.c
+        newer = or_(
+            stmt.excluded.step > lm.step,
+            and_(stmt.excluded.step == lm.step, stmt.excluded.timestamp >= lm.timestamp),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                "value": stmt.excluded.value,
+                "is_nan": stmt.excluded.is_nan,
+                "timestamp": stmt.excluded.timestamp,
+                "step": stmt.excluded.step,
+            },
+            where=newer,
+        )
+        self.conn.execute(
+            stmt,
+            [
+                {
+                    "run_id": run_id,
+                    "key": m.key,
+                    "value": None if m.value != m.value else m.value,
+                    "is_nan": m.value != m.value,
+                    "timestamp": m.timestamp,
+                    "step": m.step,
+                }
+                for m in latest.values()
+            ],
+        )
+
+    def metric_history(self, run_id: str, key: str, limit: int, offset: int) -> list[Metric]:
+        m = t.metrics.c
+        rows = self.conn.execute(
+            select(m.key, m.value, m.is_nan, m.timestamp, m.step)
+            .where(m.run_id == run_id, m.key == key)
+            .order_by(m.step, m.timestamp, m.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [
+            Metric(key=r.key, value=_metric_value(r), timestamp=r.timestamp, step=r.step)
+            for r in rows
+        ]
+
+    def metric_count(self, run_id: str, key: str | None = None) -> int:
+        q = select(func.count()).select_from(t.metrics).where(t.metrics.c.run_id == run_id)
+        if key is not None:
+            q = q.where(t.metrics.c.key == key)
+        return int(self.conn.execute(q).scalar_one())
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        stmt = self._insert(t.dataset_inputs).on_conflict_do_nothing()
+        self.conn.execute(
+            stmt,
+            [
+                {
+                    "run_id": run_id,
+                    "name": d.name,
+                    "digest": d.digest,
+                    "context": d.context,
+                    "num_rows": d.num_rows,
+                    "schema": d.schema,
+                    "source": d.source,
+                }
+                for d in inputs
+            ],
+        )
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def record_artifact(self, run_id: str, path: str, digest: str, size: int, now: int) -> None:
+        stmt = self._insert(t.artifacts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "path"],
+            set_={
+                "digest": stmt.excluded.digest,
+                "size": stmt.excluded.size,
+                "created_time": stmt.excluded.created_time,
+            },
+        )
+        self.conn.execute(
+            stmt,
+            {"run_id": run_id, "path": path, "digest": digest, "size": size, "created_time": now},
+        )
+
+    def get_artifact(self, run_id: str, path: str) -> tuple[str, int] | None:
+        row = self.conn.execute(
+            select(t.artifacts.c.digest, t.artifacts.c.size).where(
+                t.artifacts.c.run_id == run_id, t.artifacts.c.path == path
+            )
+        ).first()
+        return None if row is None else (row.digest, row.size)
+
+    def list_artifacts(self, run_id: str, prefix: str) -> list[tuple[str, str, int]]:
+        """(path, digest, size) of every file at or under ``prefix`` ("" = all)."""
+        a = t.artifacts.c
+        q = select(a.path, a.digest, a.size).where(a.run_id == run_id).order_by(a.path)
+        if prefix:
+            # Compare by range, not LIKE, so % and _ in a path are not wildcards.
+            q = q.where(or_(a.path == prefix, and_(a.path > prefix + "/", a.path < prefix + "0")))
+        return [(r.path, r.digest, r.size) for r in self.conn.execute(q)]
+
+    def delete_artifacts(self, run_id: str, paths: Sequence[str]) -> int:
+        n = 0
+        for chunk in _chunks(list(paths)):
+            n += self.conn.execute(
+                delete(t.artifacts).where(
+                    t.artifacts.c.run_id == run_id, t.artifacts.c.path.in_(chunk)
+                )
+            ).rowcount
+        return n
+
+    def digest_in_use(self, digest: str) -> bool:
+        return (
+            self.conn.execute(
+                select(t.artifacts.c.run_id).where(t.artifacts.c.digest == digest).limit(1)
+            ).first()
+            is not None
+        )
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        resource_type: str,
+        resource_id: str,
+        details: dict[str, Any],
+        now: int,
+    ) -> None:
+        self.conn.execute(
+            insert(t.audit_events).values(
+                time=now,
+                actor=actor,
+                action=action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                details=details,
+            )
+        )
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEvent]:
+        a = t.audit_events.c
+        q = select(t.audit_events).order_by(a.event_id)
+        for col, value in (
+            (a.actor, actor),
+            (a.action, action),
+            (a.resource_type, resource_type),
+            (a.resource_id, resource_id),
+        ):
+            if value is not None:
+                q = q.where(col == value)
+        if since is not None:
+            q = q.where(a.time >= since)
+        if until is not None:
+            q = q.where(a.time < until)
+        return [
+            AuditEvent(
+                event_id=r.event_id,
+                time=r.time,
+                actor=r.actor,
+                action=r.action,
+                resource_type=r.resource_type,
+                resource_id=r.resource_id,
+                details=dict(r.details or {}),
+            )
+            for r in self.conn.execute(q.limit(limit).offset(offset))
+        ]
+
+
+class SqlStore:
+    """The metadata store over one SQLAlchemy URL.
+
+    Opening migrates the schema to the head revision if needed (``migrate=False`` skips it,
+    for ``dockyard db upgrade`` to do explicitly).
+    """
+
+    def __init__(self, url: str, *, busy_timeout: float = 60.0, migrate: bool = True) -> None:
+        self.url = url
+        self.engines: Engines = create_engines(url, busy_timeout=busy_timeout)
+        if migrate:
+            ensure_migrated(self.engines)
+
+    @property
+    def dialect(self) -> str:
+        return self.engines.dialect
+
+    def write(self, fn: Callable[[SqlUnit], T]) -> T:
+        """Run ``fn`` in one write transaction; commit if it returns, roll back if it raises."""
+        for attempt in range(3):
+            try:
+                with self.engines.writer.begin() as conn:
+                    return fn(SqlUnit(conn))
+            except IntegrityError:
+                # A concurrent writer inserted the same key between our read and our insert;
+                # run again so fn sees that row and decides (no-op or Conflict).
+                if attempt == 2:
+                    raise
+            except OperationalError as exc:
+                if attempt == 2 or not _is_transient(exc):
+                    raise self._unavailable(exc) from None
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def read(self, fn: Callable[[SqlUnit], T]) -> T:
+        try:
+            with self.engines.reader.connect() as conn:
+                return fn(SqlUnit(conn))
+        except OperationalError as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: DBAPIError) -> Unavailable:
+        return Unavailable(
+            f"metadata store {redact_url(self.url)} failed: {str(exc.orig).strip()}"
+        )
+
+    def close(self) -> None:
+        self.engines.dispose()
+
+
+def _is_transient(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "deadlock" in text or "could not serialize" in text
