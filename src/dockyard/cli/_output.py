@@ -38,18 +38,28 @@ def fmt_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def console(stderr: bool = False) -> Any:
+    """A Rich console; when output is not a terminal, wide enough that ids never wrap."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
 def print_table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = ""
 ) -> None:
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, caption=caption or None, header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold", no_wrap=col.endswith(" id"))
+    table = Table(title=title, caption=caption or None, header_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, col in enumerate(columns):
+        # Ids must stay copyable in one piece; the first column names the row.
+        table.add_column(col, overflow="fold", no_wrap=i == 0 or col.endswith(" id"))
     for row in rows:
         table.add_row(*(fmt_value(v) for v in row))
-    Console().print(table)
+    console().print(table)
 
 
 def print_error(message: str) -> None:

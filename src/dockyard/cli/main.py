@@ -55,29 +55,23 @@ def version() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a DockyardError becomes one line on stderr and its exit code."""
-    import click
+    """Run the CLI and return its exit code.
 
+    Usage mistakes are shown by click (standalone mode); a DockyardError becomes one line on
+    stderr and the exit code its class owns. This is the only place errors turn into exits.
+    """
     from dockyard.cli._output import print_error
     from dockyard.core.errors import DockyardError
 
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="dockyard", standalone_mode=False)
+        command.main(args=argv, prog_name="dockyard", standalone_mode=True)
     except DockyardError as exc:
         print_error(exc.message)
         return exc.exit_code
-    except click.exceptions.Abort:
-        print_error("aborted")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print_error("interrupted")
-        return 130
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except BrokenPipeError:
         return 0
     return 0

@@ -90,9 +90,9 @@ def show(run_id: str, as_json: bool = JSON) -> None:
     if as_json:
         print_json(run)
         return
-    from rich.console import Console
+    from dockyard.cli._output import console
 
-    Console().print(
+    console().print(
         f"[bold]{run.name}[/bold]  {run.run_id}\n"
         f"status {run.status.value}   experiment {run.experiment_id}   user {run.user}\n"
         f"started {fmt_time(run.start_time)}   ended {fmt_time(run.end_time)}"

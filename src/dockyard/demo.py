@@ -1,0 +1,189 @@
+"""`dockyard demo`: the main job on the embedded default store.
+
+It draws a deterministic synthetic fraud dataset, trains a few scikit-learn models with
+different params (per-fold cross-validation metrics, per-epoch curves for the boosted model),
+tracks each as a child run of one parent run — params, metrics, the model file as an artifact,
+the datasets as inputs — and prints a comparison table. Later lifecycle stages (registry,
+serving, monitoring) extend this same demo.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Candidate:
+    name: str
+    family: str
+    params: dict[str, Any]
+    build: Any = field(repr=False)
+
+
+def _candidates(seed: int) -> list[Candidate]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    def logreg(c: float) -> Any:
+        return LogisticRegression(C=c, max_iter=500, class_weight="balanced")
+
+    def forest(n: int, depth: int) -> Any:
+        return RandomForestClassifier(
+            n_estimators=n, max_depth=depth, min_samples_leaf=5, n_jobs=-1, random_state=seed
+        )
+
+    def boosted(lr: float, leaves: int) -> Any:
+        return HistGradientBoostingClassifier(
+            learning_rate=lr, max_leaf_nodes=leaves, max_iter=150, early_stopping=True,
+            validation_fraction=0.15, n_iter_no_change=15, random_state=seed,
+        )
+
+    return [
+        Candidate("logreg-c0.1", "logistic_regression", {"C": 0.1}, lambda: logreg(0.1)),
+        Candidate("logreg-c1", "logistic_regression", {"C": 1.0}, lambda: logreg(1.0)),
+        Candidate("forest-d6", "random_forest", {"n_estimators": 100, "max_depth": 6},
+                  lambda: forest(100, 6)),
+        Candidate("forest-d12", "random_forest", {"n_estimators": 100, "max_depth": 12},
+                  lambda: forest(100, 12)),
+        Candidate("boosted-lr0.1", "hist_gradient_boosting",
+                  {"learning_rate": 0.1, "max_leaf_nodes": 31}, lambda: boosted(0.1, 31)),
+    ]
+
+
+def _pipeline(model: Any, categorical: list[str], numeric: list[str]) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        ]
+    )
+    return Pipeline([("features", pre), ("model", model)])
+
+
+def _scores(y_true: Any, proba: Any) -> dict[str, float]:
+    from sklearn import metrics as m
+
+    pred = (proba >= 0.5).astype(int)
+    return {
+        "roc_auc": float(m.roc_auc_score(y_true, proba)),
+        "average_precision": float(m.average_precision_score(y_true, proba)),
+        "log_loss": float(m.log_loss(y_true, proba, labels=[0, 1])),
+        "accuracy": float(m.accuracy_score(y_true, pred)),
+        "precision": float(m.precision_score(y_true, pred, zero_division=0)),
+        "recall": float(m.recall_score(y_true, pred, zero_division=0)),
+        "f1": float(m.f1_score(y_true, pred, zero_division=0)),
+    }
+
+
+def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
+             folds: int = 3) -> list[dict[str, Any]]:
+    """Train, track and compare; returns one summary dict per model (best first)."""
+    import joblib
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from sklearn.model_selection import StratifiedKFold
+
+    import dockyard as dy
+    from dockyard.cli._output import print_table
+    from dockyard.core.errors import InvalidInput
+    from dockyard.data.synthetic import (
+        CATEGORICAL_COLUMNS,
+        LABEL_COLUMN,
+        NUMERIC_COLUMNS,
+        make_fraud_transactions,
+        train_test_split_by_time,
+    )
+
+    if rows < 2_000:
+        raise InvalidInput(f"--rows must be at least 2000 to train on, got {rows}")
+    console = Console(stderr=True)
+    console.print(f"[bold]Dockyard demo[/bold]: {rows:,} synthetic transactions, seed {seed}")
+    client = dy.get_client()
+    console.print(f"tracking to {client!r}")
+    df = make_fraud_transactions(rows, random_state=seed)
+    train, test = train_test_split_by_time(df, test_fraction=0.2)
+    cat, num = list(CATEGORICAL_COLUMNS), list(NUMERIC_COLUMNS)
+    x_train, y_train = train[cat + num], train[LABEL_COLUMN].to_numpy()
+    x_test, y_test = test[cat + num], test[LABEL_COLUMN].to_numpy()
+
+    results: list[dict[str, Any]] = []
+    candidates = _candidates(seed)
+    with (
+        dy.start_run(experiment=experiment, name=f"demo-seed{seed}") as parent,
+        tempfile.TemporaryDirectory(prefix="dockyard-demo-") as tmp,
+        Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                 "{task.total}"), TimeElapsedColumn(), console=console) as progress,
+    ):
+        dy.log_params({"rows": rows, "seed": seed, "folds": folds, "drift": 0.0})
+        dy.log_input(train, name="fraud-transactions", context="training", source="synthetic")
+        dy.log_input(test, name="fraud-transactions", context="test", source="synthetic")
+        task = progress.add_task("training", total=len(candidates))
+        for cand in candidates:
+            progress.update(task, description=f"training {cand.name}")
+            with dy.start_run(name=cand.name, nested=True) as child:
+                dy.set_tags({"model_family": cand.family, "demo": "true"})
+                dy.log_params({"model": cand.family, **cand.params})
+                dy.log_input(train, name="fraud-transactions", context="training",
+                             source="synthetic")
+                # Per-fold cross-validation on the training window.
+                skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+                fold_aucs = []
+                for fold, (tr, va) in enumerate(skf.split(x_train, y_train)):
+                    est = _pipeline(cand.build(), cat, num)
+                    est.fit(x_train.iloc[tr], y_train[tr])
+                    s = _scores(y_train[va], est.predict_proba(x_train.iloc[va])[:, 1])
+                    fold_aucs.append(s["roc_auc"])
+                    dy.log_metrics({"cv_roc_auc": s["roc_auc"], "cv_log_loss": s["log_loss"]},
+                                   step=fold)
+                # Final fit on the whole training window, scored on the later test window.
+                started = time.perf_counter()
+                est = _pipeline(cand.build(), cat, num)
+                est.fit(x_train, y_train)
+                fit_seconds = time.perf_counter() - started
+                model = est.named_steps["model"]
+                if hasattr(model, "validation_score_"):
+                    # Per-epoch curves of the boosted model (scores are negative log loss).
+                    for epoch, (tr_s, va_s) in enumerate(
+                        zip(model.train_score_, model.validation_score_, strict=True)
+                    ):
+                        dy.log_metrics({"epoch_train_loss": -float(tr_s),
+                                        "epoch_val_loss": -float(va_s)}, step=epoch)
+                test_scores = _scores(y_test, est.predict_proba(x_test)[:, 1])
+                dy.log_metrics({f"test_{k}": v for k, v in test_scores.items()})
+                dy.log_metrics({"cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs),
+                                "fit_seconds": fit_seconds})
+                model_dir = Path(tmp) / cand.name
+                model_dir.mkdir()
+                joblib.dump(est, model_dir / "model.joblib")
+                dy.log_artifact(model_dir / "model.joblib", artifact_path="model")
+                results.append({"run_id": child.run_id, "name": cand.name, **test_scores,
+                                "cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs),
+                                "fit_seconds": fit_seconds})
+            progress.advance(task)
+        best = max(results, key=lambda r: r["roc_auc"])
+        dy.set_tags({"best_run_id": best["run_id"], "best_model": best["name"]})
+        dy.log_metrics({"best_test_roc_auc": best["roc_auc"]})
+
+    results.sort(key=lambda r: r["roc_auc"], reverse=True)
+    print_table(
+        f"Experiment {experiment!r}: models on the held-out (later) 20 % of transactions",
+        ["model", "AUC", "AP", "CV AUC", "F1", "fit s", "run id"],
+        [
+            (("* " if r is results[0] else "  ") + r["name"], r["roc_auc"],
+             r["average_precision"], r["cv_roc_auc_mean"], r["f1"], r["fit_seconds"],
+             r["run_id"])
+            for r in results
+        ],
+        caption=f"AUC: test ROC AUC; AP: average precision; CV AUC: mean over {folds} folds.\n"
+        f"Parent run {parent.run_id}. Next: dockyard runs list -e {experiment}",
+    )
+    return results

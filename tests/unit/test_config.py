@@ -1,0 +1,45 @@
+"""The settings table: precedence, types, sources and documentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.core.config import SETTINGS, load_settings
+from dockyard.core.errors import InvalidInput
+
+
+def test_settings_precedence_is_override_then_env_then_file_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "dockyard.toml"
+    cfg.write_text('[dockyard]\nhome = "/from/file"\nmetric_batch_size = 7\n')
+    env = {"DOCKYARD_CONFIG": str(cfg), "DOCKYARD_METRIC_BATCH_SIZE": "9"}
+    s = load_settings(environ=env)
+    assert s.home == "/from/file" and s.sources["home"] == "file"
+    assert s.metric_batch_size == 9 and s.sources["metric_batch_size"] == "env"
+    assert s.sources["db_url"] == "default"
+    s = load_settings(overrides={"metric_batch_size": 3}, environ=env)
+    assert s.metric_batch_size == 3 and s.sources["metric_batch_size"] == "override"
+
+
+def test_default_store_is_sqlite_under_home(tmp_path: Path) -> None:
+    s = load_settings(overrides={"home": str(tmp_path)}, environ={})
+    assert s.resolved_db_url == f"sqlite:///{tmp_path.resolve() / 'dockyard.db'}"
+    assert s.resolved_artifact_root == str(tmp_path.resolve() / "artifacts")
+
+
+def test_bad_setting_values_name_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="DOCKYARD_METRIC_BATCH_SIZE"):
+        load_settings(environ={"DOCKYARD_METRIC_BATCH_SIZE": "many"})
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("nonsense = 1\n")
+    with pytest.raises(InvalidInput, match="unknown settings"):
+        load_settings(environ={"DOCKYARD_CONFIG": str(cfg)})
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [s.env for s in SETTINGS if s.env not in readme]
+    assert missing == [], f"settings missing from README.md: {missing}"
