@@ -38,19 +38,36 @@ def _candidates(seed: int) -> list[Candidate]:
 
     def boosted(lr: float, leaves: int) -> Any:
         return HistGradientBoostingClassifier(
-            learning_rate=lr, max_leaf_nodes=leaves, max_iter=150, early_stopping=True,
-            validation_fraction=0.15, n_iter_no_change=15, random_state=seed,
+            learning_rate=lr,
+            max_leaf_nodes=leaves,
+            max_iter=150,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=15,
+            random_state=seed,
         )
 
     return [
         Candidate("logreg-c0.1", "logistic_regression", {"C": 0.1}, lambda: logreg(0.1)),
         Candidate("logreg-c1", "logistic_regression", {"C": 1.0}, lambda: logreg(1.0)),
-        Candidate("forest-d6", "random_forest", {"n_estimators": 100, "max_depth": 6},
-                  lambda: forest(100, 6)),
-        Candidate("forest-d12", "random_forest", {"n_estimators": 100, "max_depth": 12},
-                  lambda: forest(100, 12)),
-        Candidate("boosted-lr0.1", "hist_gradient_boosting",
-                  {"learning_rate": 0.1, "max_leaf_nodes": 31}, lambda: boosted(0.1, 31)),
+        Candidate(
+            "forest-d6",
+            "random_forest",
+            {"n_estimators": 100, "max_depth": 6},
+            lambda: forest(100, 6),
+        ),
+        Candidate(
+            "forest-d12",
+            "random_forest",
+            {"n_estimators": 100, "max_depth": 12},
+            lambda: forest(100, 12),
+        ),
+        Candidate(
+            "boosted-lr0.1",
+            "hist_gradient_boosting",
+            {"learning_rate": 0.1, "max_leaf_nodes": 31},
+            lambda: boosted(0.1, 31),
+        ),
     ]
 
 
@@ -84,8 +101,9 @@ def _scores(y_true: Any, proba: Any) -> dict[str, float]:
     }
 
 
-def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
-             folds: int = 3) -> list[dict[str, Any]]:
+def run_demo(
+    rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo", folds: int = 3
+) -> list[dict[str, Any]]:
     """Train, track and compare; returns one summary dict per model (best first)."""
     import joblib
     from rich.console import Console
@@ -120,8 +138,13 @@ def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
     with (
         dy.start_run(experiment=experiment, name=f"demo-seed{seed}") as parent,
         tempfile.TemporaryDirectory(prefix="dockyard-demo-") as tmp,
-        Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                 "{task.total}"), TimeElapsedColumn(), console=console) as progress,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
     ):
         dy.log_params({"rows": rows, "seed": seed, "folds": folds, "drift": 0.0})
         dy.log_input(train, name="fraud-transactions", context="training", source="synthetic")
@@ -132,8 +155,9 @@ def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
             with dy.start_run(name=cand.name, nested=True) as child:
                 dy.set_tags({"model_family": cand.family, "demo": "true"})
                 dy.log_params({"model": cand.family, **cand.params})
-                dy.log_input(train, name="fraud-transactions", context="training",
-                             source="synthetic")
+                dy.log_input(
+                    train, name="fraud-transactions", context="training", source="synthetic"
+                )
                 # Per-fold cross-validation on the training window.
                 skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
                 fold_aucs = []
@@ -142,8 +166,9 @@ def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
                     est.fit(x_train.iloc[tr], y_train[tr])
                     s = _scores(y_train[va], est.predict_proba(x_train.iloc[va])[:, 1])
                     fold_aucs.append(s["roc_auc"])
-                    dy.log_metrics({"cv_roc_auc": s["roc_auc"], "cv_log_loss": s["log_loss"]},
-                                   step=fold)
+                    dy.log_metrics(
+                        {"cv_roc_auc": s["roc_auc"], "cv_log_loss": s["log_loss"]}, step=fold
+                    )
                 # Final fit on the whole training window, scored on the later test window.
                 started = time.perf_counter()
                 est = _pipeline(cand.build(), cat, num)
@@ -155,19 +180,28 @@ def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
                     for epoch, (tr_s, va_s) in enumerate(
                         zip(model.train_score_, model.validation_score_, strict=True)
                     ):
-                        dy.log_metrics({"epoch_train_loss": -float(tr_s),
-                                        "epoch_val_loss": -float(va_s)}, step=epoch)
+                        dy.log_metrics(
+                            {"epoch_train_loss": -float(tr_s), "epoch_val_loss": -float(va_s)},
+                            step=epoch,
+                        )
                 test_scores = _scores(y_test, est.predict_proba(x_test)[:, 1])
                 dy.log_metrics({f"test_{k}": v for k, v in test_scores.items()})
-                dy.log_metrics({"cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs),
-                                "fit_seconds": fit_seconds})
+                dy.log_metrics(
+                    {"cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs), "fit_seconds": fit_seconds}
+                )
                 model_dir = Path(tmp) / cand.name
                 model_dir.mkdir()
                 joblib.dump(est, model_dir / "model.joblib")
                 dy.log_artifact(model_dir / "model.joblib", artifact_path="model")
-                results.append({"run_id": child.run_id, "name": cand.name, **test_scores,
-                                "cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs),
-                                "fit_seconds": fit_seconds})
+                results.append(
+                    {
+                        "run_id": child.run_id,
+                        "name": cand.name,
+                        **test_scores,
+                        "cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs),
+                        "fit_seconds": fit_seconds,
+                    }
+                )
             progress.advance(task)
         best = max(results, key=lambda r: r["roc_auc"])
         dy.set_tags({"best_run_id": best["run_id"], "best_model": best["name"]})
@@ -178,9 +212,15 @@ def run_demo(rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo",
         f"Experiment {experiment!r}: models on the held-out (later) 20 % of transactions",
         ["model", "AUC", "AP", "CV AUC", "F1", "fit s", "run id"],
         [
-            (("* " if r is results[0] else "  ") + r["name"], r["roc_auc"],
-             r["average_precision"], r["cv_roc_auc_mean"], r["f1"], r["fit_seconds"],
-             r["run_id"])
+            (
+                ("* " if r is results[0] else "  ") + r["name"],
+                r["roc_auc"],
+                r["average_precision"],
+                r["cv_roc_auc_mean"],
+                r["f1"],
+                r["fit_seconds"],
+                r["run_id"],
+            )
             for r in results
         ],
         caption=f"AUC: test ROC AUC; AP: average precision; CV AUC: mean over {folds} folds.\n"

@@ -48,12 +48,19 @@ def test_runs_list_show_search_end(home: Path, capsys: pytest.CaptureFixture[str
     client = Client()
     exp = client.create_experiment("cli")
     run = client.start_run(exp.experiment_id, name="r1")
-    client.log_batch(run.run_id, metrics=[{"key": "auc", "value": 0.91}],
-                     params={"model": "rf"})
+    client.log_batch(run.run_id, metrics=[{"key": "auc", "value": 0.91}], params={"model": "rf"})
     code, out, _ = run_cli(capsys, "runs", "list", "-e", "cli")
     assert code == 0 and run.run_id in out and "0.91" in out
-    code, out, _ = run_cli(capsys, "runs", "search", "-e", "cli", "-f",
-                           "metrics.auc > 0.9 and params.model = 'rf'", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "runs",
+        "search",
+        "-e",
+        "cli",
+        "-f",
+        "metrics.auc > 0.9 and params.model = 'rf'",
+        "--json",
+    )
     assert [r["run_id"] for r in json.loads(out)["items"]] == [run.run_id]
     code, out, _ = run_cli(capsys, "runs", "show", run.run_id)
     assert code == 0 and "model" in out and "rf" in out
@@ -61,8 +68,9 @@ def test_runs_list_show_search_end(home: Path, capsys: pytest.CaptureFixture[str
     assert code == 0 and "KILLED" in out
 
 
-def test_artifacts_list_and_get(home: Path, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_artifacts_list_and_get(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     client = Client()
     run = client.start_run(None)
     f = tmp_path / "weights.bin"
@@ -83,13 +91,13 @@ def test_artifacts_list_and_get(home: Path, tmp_path: Path,
         (["runs", "search", "-f", "metrics.auc >"], 2, "position"),
         (["runs", "end", "0" * 32, "--status", "DONE"], 2, "status"),
         (["experiments", "rename", "missing", "x"], 3, "does not exist"),
-        (["artifacts", "list", "0" * 32, "../etc"], 2, "..")
+        (["artifacts", "list", "0" * 32, "../etc"], 2, ".."),
     ],
 )
 def test_mistakes_are_one_line_errors_with_exit_codes(
     home: Path, capsys: pytest.CaptureFixture[str], args: list[str], exit_code: int, needle: str
 ) -> None:
-    code, out, err = run_cli(capsys, *args)
+    code, _out, err = run_cli(capsys, *args)
     assert code == exit_code
     assert err.startswith("error: ") and needle in err
     assert "Traceback" not in err and err.count("\n") <= 3
@@ -98,7 +106,9 @@ def test_mistakes_are_one_line_errors_with_exit_codes(
 def test_the_module_entry_point_shows_an_error_without_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "dockyard.cli", "runs", "show", "0" * 32],
-        capture_output=True, text=True, env={**os.environ, "DOCKYARD_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKYARD_HOME": str(tmp_path)},
     )
     assert proc.returncode == 3
     assert proc.stderr.startswith("error: run") and "Traceback" not in proc.stderr

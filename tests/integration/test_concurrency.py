@@ -22,7 +22,8 @@ _CHILD = textwrap.dedent(
     import sys, time
     import dockyard as dy
 
-    run_id, writer, points, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    run_id, writer, points = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    start_at = float(sys.argv[4])
     dy.start_run(run_id=run_id)
     while time.time() < start_at:  # start together, so the writers really contend
         time.sleep(0.001)
@@ -57,7 +58,7 @@ def test_eight_processes_log_40000_points_into_one_run(
         for w in range(WRITERS)
     ]
     for p in procs:
-        out, err = p.communicate(timeout=240)
+        _out, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()[-2000:]
 
     history = service.get_metric_history(run.run_id, "loss").items

@@ -66,7 +66,7 @@ def test_nested_runs_and_the_single_active_run_rule(home: Path) -> None:
 def test_param_conflicts_surface_at_the_call(home: Path) -> None:
     with dy.start_run():
         dy.log_param("lr", 0.1)
-        with pytest.raises(dy.Conflict, match="'lr'.*'0.1'.*'0.2'"):
+        with pytest.raises(dy.Conflict, match=r"'lr'.*'0\.1'.*'0\.2'"):
             dy.log_param("lr", 0.2)
 
 
@@ -120,7 +120,8 @@ def test_kill_9_during_an_artifact_upload_leaves_no_row_on_a_partial_blob(
     proc = subprocess.Popen(
         [sys.executable, "-c", _UPLOADER, str(big)],
         env={**os.environ, "DOCKYARD_HOME": str(home)},
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
@@ -133,8 +134,11 @@ def test_kill_9_during_an_artifact_upload_leaves_no_row_on_a_partial_blob(
     proc.wait()
     client = dy.get_client()
     rows = client.list_artifacts(run_id)
-    blobs = list((home / "artifacts" / "blobs").rglob("*")) if (
-        home / "artifacts" / "blobs").exists() else []
+    blobs = (
+        list((home / "artifacts" / "blobs").rglob("*"))
+        if (home / "artifacts" / "blobs").exists()
+        else []
+    )
     # Either the upload finished before the kill (a whole, verified blob and its row) or
     # nothing points at a blob: never a row on a partial blob, never a partial final blob.
     for a in rows:

@@ -70,8 +70,12 @@ def test_run_logs_params_metrics_tags_and_ends(service: TrackingService) -> None
     assert "'7'" in err.value.message
     service.log_batch(
         run.run_id,
-        metrics=[Metric("auc", 0.8, 1000, 0), Metric("auc", 0.9, 1001, 1),
-                 Metric("auc", 0.85, 999, 1), Metric("loss", math.nan, 1000, 0)],
+        metrics=[
+            Metric("auc", 0.8, 1000, 0),
+            Metric("auc", 0.9, 1001, 1),
+            Metric("auc", 0.85, 999, 1),
+            Metric("loss", math.nan, 1000, 0),
+        ],
     )
     service.log_metric(run.run_id, "auc", 0.7, step=0)
     got = service.get_run(run.run_id)
@@ -133,7 +137,11 @@ def test_every_mutation_writes_an_audit_event(service: TrackingService) -> None:
     service.end_run(run.run_id)
     events = service.list_audit_events()
     assert [e.action for e in events] == [
-        "experiment.create", "run.create", "run.log", "run.log", "run.end"
+        "experiment.create",
+        "run.create",
+        "run.log",
+        "run.log",
+        "run.end",
     ]
     assert {e.actor for e in events} == {"tester"}
     assert events[1].resource_id == run.run_id
@@ -141,8 +149,14 @@ def test_every_mutation_writes_an_audit_event(service: TrackingService) -> None:
 
 def test_inputs_record_datasets_with_digest_schema_and_rows(service: TrackingService) -> None:
     run = service.start_run(None)
-    ds = DatasetInput(name="tx", digest="abc123", context="training", num_rows=10,
-                      schema={"columns": [{"name": "amount", "type": "float"}]}, source="gen")
+    ds = DatasetInput(
+        name="tx",
+        digest="abc123",
+        context="training",
+        num_rows=10,
+        schema={"columns": [{"name": "amount", "type": "float"}]},
+        source="gen",
+    )
     service.log_inputs(run.run_id, [ds, ds])  # the second is a duplicate: stored once
     assert service.get_run(run.run_id).inputs == [ds]
 
@@ -179,8 +193,13 @@ def test_artifacts_log_list_and_download(service: TrackingService, tmp_path: Pat
 
 def test_search_runs_with_and_or_parentheses_order_and_cursor(service: TrackingService) -> None:
     exp = service.create_experiment("search")
-    specs = [("a", 0.95, "rf", "risk"), ("b", 0.92, "lr", "risk"), ("c", 0.97, "lr", "ops"),
-             ("d", 0.80, "rf", "risk"), ("e", 0.99, "gb", "ops")]
+    specs = [
+        ("a", 0.95, "rf", "risk"),
+        ("b", 0.92, "lr", "risk"),
+        ("c", 0.97, "lr", "ops"),
+        ("d", 0.80, "rf", "risk"),
+        ("e", 0.99, "gb", "ops"),
+    ]
     for name, auc, model, team in specs:
         r = service.start_run(exp.experiment_id, name=name, tags={"team": team})
         service.log_batch(r.run_id, metrics=[Metric("auc", auc, 1, 0)], params={"model": model})
@@ -192,8 +211,9 @@ def test_search_runs_with_and_or_parentheses_order_and_cursor(service: TrackingS
     assert [r.name for r in page.items] == ["a", "b"]
     names, token = [], None
     while True:
-        page = service.search_runs([exp.experiment_id], order_by=["metrics.auc ASC"],
-                                   max_results=2, page_token=token)
+        page = service.search_runs(
+            [exp.experiment_id], order_by=["metrics.auc ASC"], max_results=2, page_token=token
+        )
         names += [r.name for r in page.items]
         token = page.next_page_token
         if not token:

@@ -15,12 +15,22 @@ def test_every_error_class_maps_back_from_its_code() -> None:
 
 
 def test_user_mistakes_are_4xx_and_have_nonzero_exit_codes() -> None:
-    for cls in (errors.InvalidInput, errors.NotFound, errors.Conflict, errors.AlreadyExists,
-                errors.PermissionDenied, errors.UnsafePath, errors.PayloadTooLarge):
+    for cls in (
+        errors.InvalidInput,
+        errors.NotFound,
+        errors.Conflict,
+        errors.AlreadyExists,
+        errors.PermissionDenied,
+        errors.UnsafePath,
+        errors.PayloadTooLarge,
+    ):
         assert 400 <= cls.http_status < 500
         assert cls.exit_code != 0
     assert issubclass(errors.InvalidInput, ValueError)
     assert issubclass(errors.NotFound, LookupError)
     err = errors.Conflict("param 'a' is already '1'", key="a")
-    assert err.to_dict() == {"code": "conflict", "message": "param 'a' is already '1'",
-                             "details": {"key": "a"}}
+    assert err.to_dict() == {
+        "code": "conflict",
+        "message": "param 'a' is already '1'",
+        "details": {"key": "a"},
+    }

@@ -52,8 +52,13 @@ def print_table(
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, caption=caption or None, header_style="bold",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=title,
+        caption=caption or None,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for i, col in enumerate(columns):
         # Ids must stay copyable in one piece; the first column names the row.
         table.add_column(col, overflow="fold", no_wrap=i == 0 or col.endswith(" id"))

@@ -33,8 +33,13 @@ def list_(
         "Experiments",
         ["id", "name", "stage", "created", "tags"],
         [
-            (e.experiment_id, e.name, e.lifecycle_stage, fmt_time(e.creation_time),
-             ", ".join(f"{k}={v}" for k, v in e.tags.items()))
+            (
+                e.experiment_id,
+                e.name,
+                e.lifecycle_stage,
+                fmt_time(e.creation_time),
+                ", ".join(f"{k}={v}" for k, v in e.tags.items()),
+            )
             for e in page.items
         ],
         caption=f"next page: --page-token {page.next_page_token}" if page.next_page_token else "",

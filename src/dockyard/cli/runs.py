@@ -33,8 +33,13 @@ def _print_runs(page: Any, as_json: bool, metric_cols: int = 4) -> None:
         "Runs",
         ["run id", "name", "status", "started", *keys],
         [
-            (r.run_id, r.name, r.status.value, fmt_time(r.start_time),
-             *(r.metrics.get(k) for k in keys))
+            (
+                r.run_id,
+                r.name,
+                r.status.value,
+                fmt_time(r.start_time),
+                *(r.metrics.get(k) for k in keys),
+            )
             for r in page.items
         ],
         caption=f"next page: --page-token {page.next_page_token}" if page.next_page_token else "",
@@ -56,7 +61,9 @@ def list_(
     """List runs, newest first."""
     client = _client()
     page = client.search_runs(
-        _experiment_ids(client, experiment), stage=stage, max_results=max_results,
+        _experiment_ids(client, experiment),
+        stage=stage,
+        max_results=max_results,
         page_token=page_token,
     )
     _print_runs(page, as_json)
@@ -64,11 +71,13 @@ def list_(
 
 @app.command()
 def search(
-    filter: str = typer.Option(None, "--filter", "-f",
-                               help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\""),
+    filter: str = typer.Option(
+        None, "--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\""
+    ),
     experiment: list[str] = typer.Option(None, "--experiment", "-e", help="Id or name."),
-    order_by: list[str] = typer.Option(None, "--order-by", "-o",
-                                       help="e.g. 'metrics.auc DESC' (repeatable)."),
+    order_by: list[str] = typer.Option(
+        None, "--order-by", "-o", help="e.g. 'metrics.auc DESC' (repeatable)."
+    ),
     stage: str = typer.Option("active", help="active, deleted or all."),
     max_results: int = typer.Option(100, help="Page size."),
     page_token: str = typer.Option(None, help="Token from the previous page."),
@@ -77,8 +86,12 @@ def search(
     """Search runs with a filter over metrics, params, tags and attributes."""
     client = _client()
     page = client.search_runs(
-        _experiment_ids(client, experiment), filter=filter, order_by=order_by or [],
-        stage=stage, max_results=max_results, page_token=page_token,
+        _experiment_ids(client, experiment),
+        filter=filter,
+        order_by=order_by or [],
+        stage=stage,
+        max_results=max_results,
+        page_token=page_token,
     )
     _print_runs(page, as_json)
 

@@ -47,8 +47,7 @@ class MetricBuffer:
         if self._thread is None or self._pid != os.getpid():
             # After a fork the parent's thread does not exist in the child: start our own.
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="dockyard-metrics",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._loop, name="dockyard-metrics", daemon=True)
             self._thread.start()
 
     def add(self, run_id: str, metric: Metric) -> None:

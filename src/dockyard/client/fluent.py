@@ -125,8 +125,10 @@ def start_run(
         else:
             exp_id = None
             if experiment is not None:
-                exp = client.resolve_experiment(experiment) if str(experiment).isdigit() else (
-                    client.get_or_create_experiment(experiment)
+                exp = (
+                    client.resolve_experiment(experiment)
+                    if str(experiment).isdigit()
+                    else (client.get_or_create_experiment(experiment))
                 )
                 exp_id = exp.experiment_id
             parent = _stack[-1].run_id if (nested and _stack) else None
@@ -188,8 +190,9 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     get_client().log_batch(_current().run_id, tags=tags)
 
 
-def log_metric(key: str, value: float, step: int | None = None,
-               timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Buffer one metric point; returns at once (the flush happens in the background)."""
     run_id = _stack[-1].run_id if _stack else _current().run_id
     if key not in _checked_keys:
@@ -204,8 +207,9 @@ def log_metric(key: str, value: float, step: int | None = None,
     (_buffer or _get_buffer()).add(run_id, point)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None,
-                timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     run_id = _current().run_id
     ts = time.time_ns() // 1_000_000 if timestamp is None else v.integer("timestamp", timestamp)
     s = 0 if step is None else v.integer("step", step)

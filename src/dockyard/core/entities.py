@@ -61,7 +61,9 @@ class Metric(_Dict):
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
         return cls(
-            key=d["key"], value=float(d["value"]), timestamp=int(d["timestamp"]),
+            key=d["key"],
+            value=float(d["value"]),
+            timestamp=int(d["timestamp"]),
             step=int(d.get("step", 0)),
         )
 

@@ -101,9 +101,7 @@ metrics = Table(
     "metrics",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column(
-        "run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
     Column("key", String(250), nullable=False),
     Column("value", Float, nullable=True),
     Column("is_nan", Boolean, nullable=False, default=False),
@@ -128,9 +126,7 @@ dataset_inputs = Table(
     "dataset_inputs",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column(
-        "run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
     Column("name", String(256), nullable=False),
     Column("digest", String(128), nullable=False),
     Column("context", String(64), nullable=False),

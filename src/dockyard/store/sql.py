@@ -308,8 +308,9 @@ class SqlUnit:
                     old_value=old,
                     new_value=values[key],
                 )
-        new = [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()
-               if k not in existing]
+        new = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in values.items() if k not in existing
+        ]
         if new:
             self.conn.execute(insert(t.params), new)
         return [r["key"] for r in new]
@@ -572,9 +573,7 @@ class SqlStore:
             raise self._unavailable(exc) from None
 
     def _unavailable(self, exc: DBAPIError) -> Unavailable:
-        return Unavailable(
-            f"metadata store {redact_url(self.url)} failed: {str(exc.orig).strip()}"
-        )
+        return Unavailable(f"metadata store {redact_url(self.url)} failed: {str(exc.orig).strip()}")
 
     def close(self) -> None:
         self.engines.dispose()

@@ -65,8 +65,9 @@ class TrackingService:
 
         def fn(u: Unit) -> Experiment:
             exp = u.create_experiment(name, self.artifacts.root_uri, clean_tags, now_ms())
-            record_event(u, self.actor, "experiment.create", "experiment", exp.experiment_id,
-                         name=name)
+            record_event(
+                u, self.actor, "experiment.create", "experiment", exp.experiment_id, name=name
+            )
             return exp
 
         return self.store.write(fn)
@@ -132,8 +133,15 @@ class TrackingService:
 
         def fn(u: Unit) -> None:
             u.update_experiment(exp.experiment_id, now_ms(), name=new_name)
-            record_event(u, self.actor, "experiment.rename", "experiment", exp.experiment_id,
-                         old_name=exp.name, new_name=new_name)
+            record_event(
+                u,
+                self.actor,
+                "experiment.rename",
+                "experiment",
+                exp.experiment_id,
+                old_name=exp.name,
+                new_name=new_name,
+            )
 
         self.store.write(fn)
         return self.get_experiment(exp.experiment_id)
@@ -164,8 +172,9 @@ class TrackingService:
 
         def fn(u: Unit) -> None:
             u.set_experiment_tags(exp.experiment_id, {key: val})
-            record_event(u, self.actor, "experiment.set_tag", "experiment", exp.experiment_id,
-                         key=key)
+            record_event(
+                u, self.actor, "experiment.set_tag", "experiment", exp.experiment_id, key=key
+            )
 
         self.store.write(fn)
 
@@ -207,8 +216,15 @@ class TrackingService:
             )
             if clean_tags:
                 u.set_tags(run_id, clean_tags)
-            record_event(u, self.actor, "run.create", "run", run_id,
-                         experiment_id=exp.experiment_id, name=run_name)
+            record_event(
+                u,
+                self.actor,
+                "run.create",
+                "run",
+                run_id,
+                experiment_id=exp.experiment_id,
+                name=run_name,
+            )
             run = u.get_run(run_id)
             assert run is not None
             return run
@@ -241,8 +257,7 @@ class TrackingService:
             new_status = RunStatus(str(status).upper())
         except ValueError:
             raise InvalidInput(
-                f"run status must be one of {', '.join(s.value for s in RunStatus)}; "
-                f"got {status!r}"
+                f"run status must be one of {', '.join(s.value for s in RunStatus)}; got {status!r}"
             ) from None
         if not new_status.is_terminal:
             raise InvalidInput("end_run needs a terminal status: FINISHED, FAILED or KILLED")
@@ -314,8 +329,9 @@ class TrackingService:
         q = paging.fingerprint("runs", ids, filter, list(order_by), stage)
         offset = paging.decode_token(page_token, q)
         where = None if node is None else compile_filter(node)
-        items = self.store.read(lambda u: u.search_runs(ids, where, order, stage, limit + 1,
-                                                        offset))
+        items = self.store.read(
+            lambda u: u.search_runs(ids, where, order, stage, limit + 1, offset)
+        )
         token = paging.encode_token(offset + limit, q) if len(items) > limit else None
         return Page(items[:limit], token)
 
@@ -331,8 +347,9 @@ class TrackingService:
         """Log metrics, params and tags in one transaction with one audit event."""
         v.check_run_id(run_id)
         points = self._clean_metrics(metrics)
-        clean_params = {v.check_key("param", k): v.param_value(k, val)
-                        for k, val in (params or {}).items()}
+        clean_params = {
+            v.check_key("param", k): v.param_value(k, val) for k, val in (params or {}).items()
+        }
         clean_tags = {v.check_key("tag", k): v.tag_value(k, val) for k, val in (tags or {}).items()}
         if len(clean_params) > MAX_BATCH_PARAMS or len(clean_tags) > MAX_BATCH_TAGS:
             raise InvalidInput(
@@ -419,8 +436,9 @@ class TrackingService:
     def log_metric(
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
-        self.log_batch(run_id, metrics=[{"key": key, "value": value, "step": step,
-                                         "timestamp": timestamp}])
+        self.log_batch(
+            run_id, metrics=[{"key": key, "value": value, "step": step, "timestamp": timestamp}]
+        )
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         self.log_batch(run_id, tags={key: value})
@@ -486,9 +504,16 @@ class TrackingService:
         def fn(u: Unit) -> None:
             self._require_active(u, run_id)
             u.log_inputs(run_id, clean)
-            record_event(u, self.actor, "run.log_inputs", "run", run_id,
-                         datasets=[{"name": d.name, "digest": d.digest, "context": d.context}
-                                   for d in clean])
+            record_event(
+                u,
+                self.actor,
+                "run.log_inputs",
+                "run",
+                run_id,
+                datasets=[
+                    {"name": d.name, "digest": d.digest, "context": d.context} for d in clean
+                ],
+            )
 
         self.store.write(fn)
 
@@ -500,9 +525,15 @@ class TrackingService:
             now = now_ms()
             for path, digest, size in entries:
                 u.record_artifact(run_id, path, digest, size, now)
-            record_event(u, self.actor, "artifact.write", "run", run_id,
-                         files=[{"path": p, "digest": d, "size": s} for p, d, s in entries[:100]],
-                         count=len(entries))
+            record_event(
+                u,
+                self.actor,
+                "artifact.write",
+                "run",
+                run_id,
+                files=[{"path": p, "digest": d, "size": s} for p, d, s in entries[:100]],
+                count=len(entries),
+            )
 
         self.store.write(fn)
 
@@ -510,8 +541,9 @@ class TrackingService:
         v.check_run_id(run_id)
         self.store.read(lambda u: self._require_active(u, run_id))
 
-    def log_artifact(self, run_id: str, local_path: str | Path,
-                     artifact_path: str | None = None) -> ArtifactFile:
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, artifact_path: str | None = None
+    ) -> ArtifactFile:
         """Store one local file under ``artifact_path/<file name>`` in the run's artifacts."""
         self._check_writable(run_id)
         src = Path(local_path)
@@ -522,8 +554,9 @@ class TrackingService:
         self._record_blobs(run_id, [(dest, blob.digest, blob.size)])
         return ArtifactFile(path=dest, is_dir=False, size=blob.size, digest=blob.digest)
 
-    def log_artifacts(self, run_id: str, local_dir: str | Path,
-                      artifact_path: str | None = None) -> list[ArtifactFile]:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | Path, artifact_path: str | None = None
+    ) -> list[ArtifactFile]:
         """Store every file under a local folder, recursively."""
         self._check_writable(run_id)
         folder = Path(local_dir)
@@ -573,7 +606,7 @@ class TrackingService:
         for p, d, s in rows:
             if p == prefix:
                 continue
-            head, _, rest = p[len(base):].partition("/")
+            head, _, rest = p[len(base) :].partition("/")
             child = base + head
             if rest:
                 out.setdefault(child, ArtifactFile(path=child, is_dir=True))
@@ -611,8 +644,10 @@ class TrackingService:
         if found is None:
             raise NotFound(f"run {run_id} has no artifact file {rel!r}")
         digest, size = found
-        return (ArtifactFile(path=rel, is_dir=False, size=size, digest=digest),
-                self.artifacts.open_blob(digest))
+        return (
+            ArtifactFile(path=rel, is_dir=False, size=size, digest=digest),
+            self.artifacts.open_blob(digest),
+        )
 
     def download_artifacts(self, run_id: str, path: str, dest_dir: str | Path) -> Path:
         """Copy a file or folder of the run's artifacts into ``dest_dir``; returns its path."""

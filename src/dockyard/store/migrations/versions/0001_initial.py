@@ -118,7 +118,10 @@ def upgrade() -> None:
         sa.Column("source", sa.String(1024), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_dataset_inputs"),
         sa.UniqueConstraint(
-            "run_id", "name", "digest", "context",
+            "run_id",
+            "name",
+            "digest",
+            "context",
             name="uq_dataset_inputs_run_id_name_digest_context",
         ),
         sa.ForeignKeyConstraint(
