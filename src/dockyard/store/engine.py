@@ -176,9 +176,6 @@ def upgrade(engines: Engines, revision: str = "head") -> tuple[str | None, str]:
     try:
         before = current_revision(engines)
         with _migration_lock(engines) as conn:
-            if engines.dialect == "sqlite":
-                # Alembic manages its own transaction; leave the IMMEDIATE begin to it.
-                pass
             command.upgrade(_alembic_config(conn), revision)
             conn.commit()
         return before, current_revision(engines) or ""
