@@ -104,3 +104,17 @@ def service(backend: Backend) -> TrackingService:
 def sqlite_settings(tmp_path: Path) -> Settings:
     """A bare SQLite-only store for tests that need no PostgreSQL variant."""
     return load_settings(overrides={"home": str(tmp_path)}, environ={})
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Local mode on a fresh DOCKYARD_HOME, with the fluent SDK's process state reset."""
+    import dockyard.client.fluent as fluent
+
+    monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path))
+    for var in ("DOCKYARD_TRACKING_URI", "DOCKYARD_DB_URL", "DOCKYARD_ARTIFACT_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(fluent, "_client", None)
+    monkeypatch.setattr(fluent, "_buffer", None)
+    monkeypatch.setattr(fluent, "_stack", [])
+    return tmp_path

@@ -10,19 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import dockyard.client.fluent as fluent
 from dockyard.cli.main import main
 from dockyard.client.client import Client
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path))
-    monkeypatch.delenv("DOCKYARD_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DOCKYARD_DB_URL", raising=False)
-    monkeypatch.setattr(fluent, "_client", None)
-    monkeypatch.setattr(fluent, "_buffer", None)
-    return tmp_path
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

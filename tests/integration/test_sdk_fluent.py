@@ -13,20 +13,8 @@ from pathlib import Path
 import pytest
 
 import dockyard as dy
-import dockyard.client.fluent as fluent
 from dockyard.client._buffer import MetricFlushError
 from dockyard.core.entities import RunStatus
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path))
-    monkeypatch.delenv("DOCKYARD_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DOCKYARD_DB_URL", raising=False)
-    monkeypatch.setattr(fluent, "_client", None)
-    monkeypatch.setattr(fluent, "_buffer", None)
-    monkeypatch.setattr(fluent, "_stack", [])
-    return tmp_path
 
 
 def test_start_run_tracks_params_metrics_tags_and_finishes(home: Path) -> None:

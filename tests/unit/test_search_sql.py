@@ -9,20 +9,15 @@ skip with the reason, unless DOCKYARD_REQUIRE_POSTGRES=1 makes that a failure.
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy import Engine, create_engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
 
 from dockyard.store import schema
 from dockyard.store._search_sql import apply_order, compile_filter, compile_order_by, like_to_glob
 from dockyard.tracking.search import OrderKey, parse_filter, parse_order_by
-
-PG_URL = os.environ.get("DOCKYARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # run_id, experiment_id, name, status, start_time, end_time, user, parent_run_id
 RUNS: list[tuple[str, int, str, str, int, int | None, str, str | None]] = [
@@ -68,50 +63,6 @@ TAGS: list[tuple[str, str, str]] = [
     ("r2", "note", "Ärger"),
     ("r3", "note", "ärger"),
 ]
-
-
-_pg_problem: list[str | None] = []  # memo: [] unchecked, [None] answers, [reason] does not
-
-
-def _postgres_problem() -> str | None:
-    """None when the PostgreSQL server answers, else why not (checked once per module)."""
-    if not _pg_problem:
-        try:
-            probe = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            try:
-                with probe.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            finally:
-                probe.dispose()
-            _pg_problem.append(None)
-        except (OperationalError, ImportError) as exc:
-            orig = getattr(exc, "orig", None) or exc
-            first_line = (str(orig).strip().splitlines() or [type(exc).__name__])[0]
-            _pg_problem.append(f"PostgreSQL at {PG_URL} does not answer: {first_line}")
-    return _pg_problem[0]
-
-
-def _postgres_engine() -> tuple[Engine, str]:
-    """An engine whose search_path is a fresh schema (skips when no server answers)."""
-    problem = _postgres_problem()
-    if problem is not None:
-        if os.environ.get("DOCKYARD_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{problem} (DOCKYARD_REQUIRE_POSTGRES=1)")
-        pytest.skip(problem)
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    admin.dispose()
-    engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
-    return engine, name
-
-
-def _drop_postgres_schema(name: str) -> None:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-    admin.dispose()
 
 
 def _populate(engine: Engine) -> None:
@@ -167,23 +118,16 @@ def _populate(engine: Engine) -> None:
         conn.execute(insert(schema.tags), [{"run_id": r, "key": k, "value": v} for r, k, v in TAGS])
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_engine("sqlite://")
-        schema.metadata.create_all(eng)
-        _populate(eng)
-        yield eng
-        eng.dispose()
-        return
-    eng, name = _postgres_engine()
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """The populated tables on SQLite and on PostgreSQL (conftest's fresh-store fixture)."""
+    eng = create_engine(db_url)
     try:
         schema.metadata.create_all(eng)
         _populate(eng)
         yield eng
     finally:
         eng.dispose()
-        _drop_postgres_schema(name)
 
 
 def ids(engine: Engine, filter_text: str | None) -> set[str]:

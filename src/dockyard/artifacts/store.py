@@ -103,6 +103,20 @@ def _iter_chunks(source: Chunks) -> Iterator[bytes]:
                 yield chunk
 
 
+def _copy_hashed(chunks: Iterable[bytes], out: IO[bytes], max_bytes: int | None) -> tuple[str, int]:
+    """Copy chunks to ``out`` while hashing them; (sha256 hex, size). Stops past max_bytes."""
+    h, size = _sha256(), 0
+    for chunk in chunks:
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise PayloadTooLarge(
+                f"upload is larger than the limit of {max_bytes} bytes", max_bytes=max_bytes
+            )
+        h.update(chunk)
+        out.write(chunk)
+    return h.hexdigest(), size
+
+
 def _sha256() -> Any:
     # usedforsecurity=False keeps FIPS-mode Pythons from refusing: we hash for addressing and
     # integrity against accidents and tampering of stored bytes, not to derive secrets.
@@ -293,21 +307,11 @@ class ArtifactStore:
         fd, tmp_path = tempfile.mkstemp(dir=tmp_dir, suffix=_TMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as out:
-                h, size = _sha256(), 0
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise PayloadTooLarge(
-                            f"upload is larger than the limit of {max_bytes} bytes",
-                            max_bytes=max_bytes,
-                        )
-                    h.update(chunk)
-                    out.write(chunk)
+                digest, size = _copy_hashed(chunks, out, max_bytes)
                 out.flush()
                 # Durable before visible: after the rename the address must hold these bytes
                 # even if the machine loses power.
                 os.fsync(out.fileno())
-            digest = h.hexdigest()
             final = self._local_blob(digest)
             final_dir = os.path.dirname(final)
             _makedirs_private(final_dir)
@@ -349,18 +353,8 @@ class ArtifactStore:
         with contextlib.suppress(Exception):  # object stores have no folders to make
             fs.makedirs(tmp_dir, exist_ok=True)
         try:
-            h, size = _sha256(), 0
             with fs.open(tmp_key, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise PayloadTooLarge(
-                            f"upload is larger than the limit of {max_bytes} bytes",
-                            max_bytes=max_bytes,
-                        )
-                    h.update(chunk)
-                    out.write(chunk)
-            digest = h.hexdigest()
+                digest, size = _copy_hashed(chunks, out, max_bytes)
             if expected is not None and digest != expected:
                 raise Conflict(
                     "the file changed while it was being uploaded; retry when it is stable",
