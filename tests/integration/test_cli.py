@@ -86,7 +86,12 @@ def test_artifacts_list_and_get(
 def test_mistakes_are_one_line_errors_with_exit_codes(
     home: Path, capsys: pytest.CaptureFixture[str], args: list[str], exit_code: int, needle: str
 ) -> None:
+    client = Client()
+    client.create_experiment("existing")
+    before = (client.list_audit_events(limit=10_000), client.search_runs(stage="all").items)
     code, _out, err = run_cli(capsys, *args)
+    after = (client.list_audit_events(limit=10_000), client.search_runs(stage="all").items)
+    assert after == before  # the store is unchanged
     assert code == exit_code
     assert err.startswith("error: ") and needle in err
     assert "Traceback" not in err and err.count("\n") <= 3
