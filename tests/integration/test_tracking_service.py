@@ -19,7 +19,7 @@ from dockyard.tracking.service import TrackingService
 
 
 def audit_count(service: TrackingService) -> int:
-    return len(service.list_audit_events(limit=100_000))
+    return len(service.list_audit_events(limit=50_000))
 
 
 def test_experiment_lifecycle_create_rename_delete_restore(service: TrackingService) -> None:
@@ -222,3 +222,36 @@ def test_search_runs_with_and_or_parentheses_order_and_cursor(service: TrackingS
     with pytest.raises(InvalidInput) as err:
         service.search_runs(filter="metrics.auc > and params.x = 'y'")
     assert err.value.details.get("position") is not None
+
+
+def test_text_no_database_can_store_is_refused_everywhere(service: TrackingService) -> None:
+    run = service.start_run(None)
+    for call in (
+        lambda: service.log_param(run.run_id, "k", "a\x00b"),
+        lambda: service.set_tag(run.run_id, "k", "\x00"),
+        lambda: service.log_inputs(run.run_id, [DatasetInput("d", "a\x00", "training")]),
+        lambda: service.log_inputs(
+            run.run_id, [DatasetInput("d", "abc", "training", source="x" * 5000)]
+        ),
+        lambda: service.search_runs(filter="params.a = 'x\x00'"),
+        lambda: service.log_metric(run.run_id, "m", 10**400),
+        lambda: service.list_audit_events(actor="a\x00"),
+        lambda: service.list_audit_events(limit=-1),
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+
+
+def test_an_artifact_path_is_a_file_or_a_folder_never_both(
+    service: TrackingService, tmp_path: Path
+) -> None:
+    run = service.start_run(None)
+    f = tmp_path / "a"
+    f.write_text("x")
+    service.log_artifact(run.run_id, f)
+    with pytest.raises(Conflict, match="file at 'a'"):
+        service.log_artifact(run.run_id, f, artifact_path="a")
+    service.log_artifact(run.run_id, f, artifact_path="d")
+    with pytest.raises(Conflict, match="folder there"):
+        service.upload_artifact(run.run_id, "d", [b"y"])
+    assert [a.path for a in service.list_artifacts(run.run_id)] == ["a", "d"]

@@ -54,8 +54,18 @@ def check_experiment_id(experiment_id: Any) -> str:
     return s
 
 
+def check_text(kind: str, text: str, max_len: int) -> str:
+    """Refuse NUL characters (PostgreSQL cannot store them) and text over ``max_len``."""
+    if "\x00" in text:
+        raise InvalidInput(f"{kind} contains a NUL character, which cannot be stored")
+    if len(text) > max_len:
+        raise InvalidInput(f"{kind} has {len(text)} characters; the limit is {max_len}")
+    return text
+
+
 def param_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
+    check_text(f"param {key!r} value", text, 10**9)
     if len(text) > MAX_PARAM_VALUE:
         raise InvalidInput(
             f"param {key!r} value has {len(text)} characters; the limit is {MAX_PARAM_VALUE}"
@@ -65,6 +75,7 @@ def param_value(key: str, value: Any) -> str:
 
 def tag_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
+    check_text(f"tag {key!r} value", text, 10**9)
     if len(text) > MAX_TAG_VALUE:
         raise InvalidInput(
             f"tag {key!r} value has {len(text)} characters; the limit is {MAX_TAG_VALUE}"
@@ -81,6 +92,8 @@ def metric_value(key: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise InvalidInput(f"metric {key!r} value must be a number, got {value!r}") from None
+    except OverflowError:
+        raise InvalidInput(f"metric {key!r} value {value!r} is too large for a float") from None
 
 
 def integer(kind: str, value: Any) -> int:

@@ -574,7 +574,11 @@ def parse_filter(text: str | None) -> Node | None:
         raise InvalidInput(f"invalid filter: expected a string, got {type(text).__name__}")
     if not text.strip():
         return None
-    return _Parser(text, "invalid filter", {}).parse_filter()
+    parser = _Parser(text, "invalid filter", {})
+    if "\x00" in text:
+        # No database stores a NUL in text (PostgreSQL refuses it), so no value can match one.
+        parser.fail(text.index("\x00"), "NUL characters are not allowed in a filter")
+    return parser.parse_filter()
 
 
 def parse_order_by(items: Sequence[str] | None) -> list[OrderKey]:

@@ -188,20 +188,21 @@ class TrackingService:
         parent_run_id: str | None = None,
         start_time: int | None = None,
     ) -> Run:
+        # Validate everything before the Default experiment may be created.
+        if name is not None:
+            v.check_name("run", name)
+        clean_tags = {v.check_key("tag", k): v.tag_value(k, val) for k, val in (tags or {}).items()}
+        if parent_run_id is not None:
+            v.check_run_id(parent_run_id)
+        started = now_ms() if start_time is None else v.integer("start_time", start_time)
         if experiment_id is None:
             exp = self.get_or_create_experiment(DEFAULT_EXPERIMENT)
         else:
             exp = self.get_experiment(experiment_id)
         if exp.lifecycle_stage != "active":
             raise Conflict(f"experiment {exp.experiment_id} ({exp.name!r}) is deleted")
-        if name is not None:
-            v.check_name("run", name)
-        clean_tags = {v.check_key("tag", k): v.tag_value(k, val) for k, val in (tags or {}).items()}
-        if parent_run_id is not None:
-            v.check_run_id(parent_run_id)
         run_id = uuid.uuid4().hex
         run_name = name or f"run-{run_id[:8]}"
-        started = now_ms() if start_time is None else v.integer("start_time", start_time)
 
         def fn(u: Unit) -> Run:
             if parent_run_id is not None and u.run_exists(parent_run_id) is None:
@@ -321,6 +322,8 @@ class TrackingService:
         from dockyard.store._search_sql import compile_filter
         from dockyard.tracking.search import parse_filter, parse_order_by
 
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
         ids = [v.check_experiment_id(e) for e in experiment_ids]
         _check_stage(stage)
         limit = paging.check_page_size(max_results)
@@ -492,6 +495,11 @@ class TrackingService:
             v.check_name("dataset", d.name)
             if not isinstance(d.digest, str) or not d.digest or len(d.digest) > 128:
                 raise InvalidInput(f"dataset {d.name!r} needs a digest of at most 128 characters")
+            v.check_text(f"dataset {d.name!r} digest", d.digest, 128)
+            if d.source is not None:
+                if not isinstance(d.source, str):
+                    raise InvalidInput(f"dataset {d.name!r} source must be a string")
+                v.check_text(f"dataset {d.name!r} source", d.source, 1024)
             v.check_key("dataset context", d.context)
             if d.num_rows is not None:
                 v.integer("dataset num_rows", d.num_rows)
@@ -519,9 +527,25 @@ class TrackingService:
 
     # -- artifacts ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_no_clash(u: Unit, run_id: str, path: str) -> None:
+        """A path is a file or a folder, never both: refuse ``a/b`` beside a file ``a``."""
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if u.get_artifact(run_id, parent) is not None:
+                raise Conflict(
+                    f"cannot store {path!r}: run {run_id} has a file at {parent!r}, "
+                    "so it cannot also be a folder"
+                )
+        if any(p != path for p, _d, _s in u.list_artifacts(run_id, path)):
+            raise Conflict(f"cannot store a file at {path!r}: run {run_id} has a folder there")
+
     def _record_blobs(self, run_id: str, entries: list[tuple[str, str, int]]) -> None:
         def fn(u: Unit) -> None:
             self._require_active(u, run_id)
+            for path, _digest, _size in entries:
+                self._check_no_clash(u, run_id, path)
             now = now_ms()
             for path, digest, size in entries:
                 u.record_artifact(run_id, path, digest, size, now)
@@ -663,5 +687,44 @@ class TrackingService:
 
     # -- audit -------------------------------------------------------------------------------
 
-    def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
-        return self.store.read(lambda u: u.list_audit(**filters))
+    def list_audit_events(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEvent]:
+        """Audit events in the order they were written, filtered."""
+        for kind, text in (
+            ("actor", actor),
+            ("action", action),
+            ("resource_type", resource_type),
+            ("resource_id", resource_id),
+        ):
+            if text is not None:
+                if not isinstance(text, str):
+                    raise InvalidInput(f"audit filter {kind} must be a string, got {text!r}")
+                v.check_text(f"audit filter {kind}", text, 256)
+        since = None if since is None else v.integer("since", since)
+        until = None if until is None else v.integer("until", until)
+        limit = paging.check_page_size(limit)
+        offset = v.integer("offset", offset)
+        if offset < 0:
+            raise InvalidInput(f"offset must be 0 or more, got {offset}")
+        return self.store.read(
+            lambda u: u.list_audit(
+                actor=actor,
+                action=action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
+        )

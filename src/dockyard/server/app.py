@@ -1,0 +1,153 @@
+"""The ASGI application: :func:`create_app` builds it, :func:`run` serves it with uvicorn.
+
+``create_app(settings)`` reads nothing by itself beyond the settings it is given (or loads them
+once if given none). At start-up (the ASGI lifespan) it opens one
+:class:`~dockyard.backend.Backend` -- the metadata store and the artifact store -- and every
+request gets a fresh :class:`~dockyard.tracking.service.TrackingService` over it, acting for
+the request's principal. The routes are thin shells over that service; see the route modules
+for the REST shape:
+
+* :mod:`dockyard.server.routes.experiments` -- ``/api/v1/experiments...``
+* :mod:`dockyard.server.routes.runs` -- ``/api/v1/runs...``
+* :mod:`dockyard.server.routes.artifacts` -- ``/api/v1/runs/{run_id}/artifacts...``
+* :mod:`dockyard.server.routes.audit` -- ``/api/v1/audit``
+* :mod:`dockyard.server.routes.meta` -- ``/healthz``
+
+OpenAPI is at ``/api/v1/openapi.json`` and interactive docs at ``/api/v1/docs``. Errors always
+use one envelope (:mod:`dockyard.server.errors`). Nothing here imports numpy, pandas or
+scikit-learn: the server starts in a fraction of a second and stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from dockyard.backend import Backend
+from dockyard.core.config import SETTINGS, Settings, load_settings
+from dockyard.server._body import BodyLimitMiddleware
+from dockyard.server._json import JSONResponse
+from dockyard.server.errors import CatchAllMiddleware, install_error_handlers
+from dockyard.server.routes import artifacts, audit, experiments, meta, runs
+
+__all__ = ["API_PREFIX", "create_app", "create_app_from_env", "run"]
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("dockyard.server")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("dockyard")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the Dockyard API application for ``settings`` (default: load them now, once)."""
+    settings = settings if settings is not None else load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = Backend.open(settings)
+        app.state.backend = backend
+        try:
+            yield
+        finally:
+            backend.close()
+
+    app = FastAPI(
+        title="Dockyard",
+        version=_version(),
+        summary="Tracking API of Dockyard, the open-source MLOps platform.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        # "/api/v1/runs/" is a 404 naming the route, not a redirect that echoes the path back.
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    # add_middleware wraps: the last added is the outermost, so the catch-all also covers the
+    # body limiter.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_body_bytes))
+    app.add_middleware(CatchAllMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (experiments, runs, artifacts, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(meta.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings from the environment (see :func:`run`)."""
+    return create_app(load_settings())
+
+
+def _export_settings(settings: Settings) -> None:
+    """Put every non-default setting in the environment, for worker processes to load."""
+    for s in SETTINGS:
+        value = settings.values.get(s.name)
+        if settings.sources.get(s.name, "default") != "default" and value is not None:
+            os.environ[s.env] = str(value)
+
+
+def _configure_logging(level: str) -> None:
+    """Show Dockyard's log lines next to uvicorn's, unless the host app configured logging."""
+    logger = logging.getLogger("dockyard")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level.upper())
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def run(
+    settings: Settings | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Serve the API with uvicorn until interrupted (what ``dockyard server`` calls).
+
+    With ``workers > 1`` uvicorn starts that many processes, each building its own app through
+    :func:`create_app_from_env`; the settings reach them through ``DOCKYARD_*`` variables.
+    """
+    import uvicorn
+
+    from dockyard.store.engine import redact_url
+
+    settings = settings if settings is not None else load_settings()
+    _configure_logging(log_level)
+    log.info(
+        "Dockyard server on %s (store %s, artifacts %s)",
+        _url(host, port),
+        redact_url(settings.resolved_db_url),
+        settings.resolved_artifact_root,
+    )
+    common = {"host": host, "port": port, "log_level": log_level, "server_header": False}
+    if workers > 1:
+        _export_settings(settings)
+        uvicorn.run(
+            "dockyard.server.app:create_app_from_env", factory=True, workers=workers, **common
+        )
+    else:
+        uvicorn.run(create_app(settings), **common)
