@@ -60,8 +60,10 @@ def _sqlite_engine(url: str, busy_timeout: float, *, immediate: bool) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": busy_timeout, "check_same_thread": False},
+        # The server runs sync routes on up to 40 threads; SQLite connections are cheap, so
+        # let each one get a connection instead of queueing on the pool.
         pool_size=8,
-        max_overflow=8,
+        max_overflow=56,
     )
 
     @event.listens_for(engine, "connect")

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dockyard.core.entities import (
     AuditEvent,
@@ -563,6 +564,8 @@ class SqlStore:
                 if attempt == 2 or not _is_transient(exc):
                     raise self._unavailable(exc) from None
                 time.sleep(0.05 * (attempt + 1))
+            except PoolTimeout:
+                raise self._busy() from None
         raise AssertionError("unreachable")
 
     def read(self, fn: Callable[[SqlUnit], T]) -> T:
@@ -571,6 +574,14 @@ class SqlStore:
                 return fn(SqlUnit(conn))
         except OperationalError as exc:
             raise self._unavailable(exc) from None
+        except PoolTimeout:
+            raise self._busy() from None
+
+    def _busy(self) -> Unavailable:
+        return Unavailable(
+            f"metadata store {redact_url(self.url)} is busy: no connection was free in time; "
+            "retry shortly"
+        )
 
     def _unavailable(self, exc: DBAPIError) -> Unavailable:
         return Unavailable(f"metadata store {redact_url(self.url)} failed: {str(exc.orig).strip()}")
