@@ -5,7 +5,13 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from dockyard.store.engine import create_engines, current_revision, head_revision, upgrade
+from dockyard.store.engine import (
+    HEAD_REVISION,
+    create_engines,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from dockyard.store.schema import metadata
 
 
@@ -22,3 +28,7 @@ def test_migrations_build_exactly_the_schema_the_code_defines(db_url: str) -> No
         assert current_revision(engines) == head_revision()
     finally:
         engines.dispose()
+
+
+def test_the_head_revision_constant_matches_the_newest_migration() -> None:
+    assert head_revision() == HEAD_REVISION, "bump HEAD_REVISION in store/engine.py"

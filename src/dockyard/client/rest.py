@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
 import re
@@ -69,6 +68,7 @@ from dockyard.core.errors import (
     Unavailable,
     error_class_for_code,
 )
+from dockyard.core.wire import encode_json, wire_float
 
 if TYPE_CHECKING:
     import httpx
@@ -81,25 +81,6 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 # -- encoding helpers ------------------------------------------------------------------------
-
-
-def _wire_float(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float spelled as the API's string."""
-    if isinstance(obj, float):
-        return _wire_float(obj)
-    if isinstance(obj, Mapping):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _seg(text: str) -> str:
@@ -162,13 +143,16 @@ def _wire_metric_value(key: Any, value: Any) -> Any:
         raise InvalidInput(f"metric {key!r} value must be a number, got {value!r}")
     if hasattr(value, "__float__"):
         try:
-            return _wire_float(float(value))
+            return wire_float(float(value))
         except (TypeError, ValueError, OverflowError):
             raise InvalidInput(f"metric {key!r} value must be a number, got {value!r}") from None
     return value
 
 
 def _wire_metric(m: Metric | Mapping[str, Any]) -> dict[str, Any]:
+    if type(m) is Metric and type(m.value) is float and type(m.step) is type(m.timestamp) is int:
+        # The SDK's own buffered points: already the right types (encode_json spells NaN).
+        return {"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
     if isinstance(m, Metric):
         return {
             "key": m.key,
@@ -330,7 +314,7 @@ class RestTrackingService:
         data: bytes | Iterator[bytes] | None = content
         if body is not None:
             try:
-                data = json.dumps(_finite(body), allow_nan=False).encode("utf-8")
+                data = encode_json(body)
             except (TypeError, ValueError) as exc:
                 raise InvalidInput(f"cannot send this request as JSON: {exc}") from None
             headers["Content-Type"] = "application/json"
@@ -561,7 +545,13 @@ class RestTrackingService:
             f"/runs/{_run_seg(run_id)}/metrics/{_segs(key)}/history",
             params={"max_results": max_results, "page_token": page_token},
         )
-        return Page([Metric.from_dict(x) for x in d["items"]], d["next_page_token"])
+        nan = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+        items = [
+            Metric(x["key"], nan[v] if type(v) is str else float(v), x["timestamp"], x["step"])
+            for x in d["items"]
+            for v in (x["value"],)
+        ]
+        return Page(items, d["next_page_token"])
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput | Mapping[str, Any]]) -> None:
         wire = [d.to_dict() if isinstance(d, DatasetInput) else dict(d) for d in inputs]

@@ -53,6 +53,10 @@ class SqlUnit:
         self.conn = conn
         self.dialect = conn.dialect.name
 
+    def _mark(self) -> str:
+        """The driver's placeholder, for the few hot statements sent as plain driver SQL."""
+        return "?" if self.dialect == "sqlite" else "%s"
+
     def _insert(self, table: t.Table) -> Any:
         return (pg.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
 
@@ -291,15 +295,16 @@ class SqlUnit:
 
         Returns the keys actually written.
         """
-        existing: dict[str, str] = {}
-        keys = list(values)
-        for chunk in _chunks(keys):
-            for row in self.conn.execute(
-                select(t.params.c.key, t.params.c.value).where(
-                    t.params.c.run_id == run_id, t.params.c.key.in_(chunk)
-                )
-            ):
-                existing[row.key] = row.value
+        # A run holds few params: reading them all is one cheap query, where an IN list of
+        # hundreds of keys costs more to build than to run.
+        mark = self._mark()
+        existing = {
+            k: val
+            for k, val in self.conn.exec_driver_sql(
+                f'SELECT "key", value FROM params WHERE run_id = {mark}', (run_id,)
+            )
+            if k in values
+        }
         for key, old in existing.items():
             if old != values[key]:
                 raise Conflict(
@@ -309,12 +314,12 @@ class SqlUnit:
                     old_value=old,
                     new_value=values[key],
                 )
-        new = [
-            {"run_id": run_id, "key": k, "value": v} for k, v in values.items() if k not in existing
-        ]
+        new = [(run_id, k, v) for k, v in values.items() if k not in existing]
         if new:
-            self.conn.execute(insert(t.params), new)
-        return [r["key"] for r in new]
+            self.conn.exec_driver_sql(
+                f'INSERT INTO params (run_id, "key", value) VALUES ({mark}, {mark}, {mark})', new
+            )
+        return [k for _r, k, _v in new]
 
     def set_tags(self, run_id: str, values: dict[str, str]) -> None:
         stmt = self._insert(t.tags)
@@ -342,7 +347,7 @@ class SqlUnit:
                 latest[m.key] = m
         # The hot path of metric logging: a driver-level executemany of plain tuples is several
         # times faster than building a parameter dict per row through the SQL compiler.
-        mark = "?" if self.dialect == "sqlite" else "%s"
+        mark = self._mark()
         self.conn.exec_driver_sql(
             'INSERT INTO metrics (run_id, "key", value, is_nan, "timestamp", step) '
             f"VALUES ({', '.join([mark] * 6)})",
@@ -380,17 +385,19 @@ class SqlUnit:
         )
 
     def metric_history(self, run_id: str, key: str, limit: int, offset: int) -> list[Metric]:
-        m = t.metrics.c
-        rows = self.conn.execute(
-            select(m.key, m.value, m.is_nan, m.timestamp, m.step)
-            .where(m.run_id == run_id, m.key == key)
-            .order_by(m.step, m.timestamp, m.id)
-            .limit(limit)
-            .offset(offset)
-        )
+        # Hot read path: plain driver tuples, no per-row SQLAlchemy processing.
+        mark = self._mark()
+        rows = self.conn.exec_driver_sql(
+            'SELECT value, is_nan, "timestamp", step FROM metrics '
+            f'WHERE run_id = {mark} AND "key" = {mark} '
+            f'ORDER BY step, "timestamp", id LIMIT {mark} OFFSET {mark}',
+            (run_id, key, limit, offset),
+        ).fetchall()
+        nan = math.nan
+        new = tuple.__new__
         return [
-            Metric(key=r.key, value=_metric_value(r), timestamp=r.timestamp, step=r.step)
-            for r in rows
+            new(Metric, (key, nan if is_nan else value, ts, step))
+            for value, is_nan, ts, step in rows
         ]
 
     def metric_count(self, run_id: str, key: str | None = None) -> int:

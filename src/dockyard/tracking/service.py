@@ -407,16 +407,20 @@ class TrackingService:
                         )
                     key, value = m["key"], m["value"]
                     ts, step = m.get("timestamp"), m.get("step", 0)
-                v.check_key("metric", key)
+                if key not in keys:
+                    v.check_key("metric", key)
+                    keys.add(key)
                 if ts is None:
                     default_ts = default_ts or now_ms()
                     ts = default_ts
+                if step is None:
+                    step = 0
                 points.append(
                     Metric(
-                        key=key,
-                        value=v.metric_value(key, value),
-                        timestamp=v.integer("metric timestamp", ts),
-                        step=v.integer("metric step", step if step is not None else 0),
+                        key,
+                        value if type(value) is float else v.metric_value(key, value),
+                        ts if type(ts) is int else v.integer("metric timestamp", ts),
+                        step if type(step) is int else v.integer("metric step", step),
                     )
                 )
             else:

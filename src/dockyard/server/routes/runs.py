@@ -33,6 +33,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from dockyard.core.entities import Metric
 from dockyard.server.routes._common import Tracking, no_content, ok, page_of
 from dockyard.server.schemas import EndRun, LogBatch, LogInputs, RenameRun, SearchRuns, StartRun
 
@@ -94,7 +95,14 @@ def restore_run(run_id: str, service: Tracking) -> Response:
 def log_batch(run_id: str, body: LogBatch, service: Tracking) -> Response:
     service.log_batch(
         run_id,
-        metrics=[m.model_dump() for m in body.metrics],
+        # Complete points go as Metric tuples (the service's fast path); a point without a
+        # step or timestamp goes as a mapping so the service fills in its defaults.
+        metrics=[
+            Metric(m.key, m.value, m.timestamp, m.step)
+            if m.timestamp is not None and m.step is not None
+            else m.model_dump()
+            for m in body.metrics
+        ],
         params=body.params,
         tags=body.tags,
     )

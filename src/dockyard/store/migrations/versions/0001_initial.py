@@ -89,7 +89,11 @@ def upgrade() -> None:
             ["run_id"], ["runs.run_id"], name="fk_metrics_run_id_runs", ondelete="CASCADE"
         ),
     )
-    op.create_index("ix_metrics_run_key_step", "metrics", ["run_id", "key", "step"])
+    op.create_index(
+        "ix_metrics_history",
+        "metrics",
+        ["run_id", "key", "step", "timestamp", "id", "value", "is_nan"],
+    )
     op.create_table(
         "latest_metrics",
         sa.Column("run_id", sa.String(32), nullable=False),

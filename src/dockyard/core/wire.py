@@ -1,0 +1,46 @@
+"""The JSON wire form shared by the server and the remote SDK.
+
+Standard JSON has no NaN or infinities, but metric values can be any float. The API spells them
+as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (what :func:`float` reads back, so
+``Metric.from_dict`` decodes them without special cases), in both directions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+__all__ = ["encode_json", "wire_float"]
+
+
+def wire_float(value: float) -> float | str:
+    """``value`` as it travels in JSON: non-finite floats become their string spelling."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _finite(obj: Any) -> Any:
+    """A copy of ``obj`` with every non-finite float replaced by its string spelling."""
+    if isinstance(obj, float):
+        return wire_float(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def encode_json(content: Any) -> bytes:
+    """Serialise ``content`` to compact UTF-8 JSON that any standard parser accepts."""
+    try:
+        # Fast path: most payloads hold no NaN, and allow_nan=False finds out in C.
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = json.dumps(
+            _finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+    return text.encode("utf-8")
