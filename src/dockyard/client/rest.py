@@ -69,6 +69,7 @@ from dockyard.core.errors import (
     error_class_for_code,
 )
 from dockyard.core.wire import encode_json, wire_float
+from dockyard.tracking._shortcuts import BatchShortcuts
 
 if TYPE_CHECKING:
     import httpx
@@ -257,7 +258,7 @@ class _VerifiedDownload(Iterator[bytes]):
 # -- the service -----------------------------------------------------------------------------
 
 
-class RestTrackingService:
+class RestTrackingService(BatchShortcuts):
     """:class:`~dockyard.tracking.service.TrackingService`, spoken to a Dockyard server.
 
     Parameters
@@ -506,25 +507,6 @@ class RestTrackingService:
             "tags": _wire_map("tag", tags),
         }
         self._json("POST", f"/runs/{_run_seg(run_id)}/batch", body=body)
-
-    def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self.log_batch(run_id, params={key: value})
-
-    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        self.log_batch(run_id, params=params)
-
-    def log_metric(
-        self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
-    ) -> None:
-        self.log_batch(
-            run_id, metrics=[{"key": key, "value": value, "step": step, "timestamp": timestamp}]
-        )
-
-    def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self.log_batch(run_id, tags={key: value})
-
-    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.log_batch(run_id, tags=tags)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         if not isinstance(key, str):

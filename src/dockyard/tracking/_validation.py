@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -18,7 +19,20 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=4096)
+def _good_key(key: str) -> bool:
+    # Keys repeat endlessly (every epoch logs the same ones): remember the verdict.
+    return (
+        0 < len(key) <= MAX_KEY
+        and _KEY.match(key) is not None
+        and ".." not in key.split("/")
+        and not key.startswith("/")
+    )
+
+
 def check_key(kind: str, key: Any) -> str:
+    if type(key) is str and _good_key(key):
+        return key
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{kind} key must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY:

@@ -35,6 +35,7 @@ from dockyard.core.errors import Conflict, InvalidInput, NotFound
 from dockyard.governance.audit import Actor, now_ms, record_event
 from dockyard.store.base import Store, Unit
 from dockyard.tracking import _validation as v
+from dockyard.tracking._shortcuts import BatchShortcuts
 
 DEFAULT_EXPERIMENT = "Default"
 MAX_BATCH_METRICS = 10_000
@@ -49,7 +50,7 @@ def _check_stage(stage: str) -> str:
     return stage
 
 
-class TrackingService:
+class TrackingService(BatchShortcuts):
     """Tracking operations on behalf of ``actor``."""
 
     def __init__(self, store: Store, artifacts: ArtifactStore, actor: Actor) -> None:
@@ -433,25 +434,6 @@ class TrackingService:
             if not -(2**63) <= p.timestamp < 2**63 or not -(2**63) <= p.step < 2**63:
                 raise InvalidInput(f"metric {p.key!r} step or timestamp does not fit in 64 bits")
         return points
-
-    def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self.log_batch(run_id, params={key: value})
-
-    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        self.log_batch(run_id, params=params)
-
-    def log_metric(
-        self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
-    ) -> None:
-        self.log_batch(
-            run_id, metrics=[{"key": key, "value": value, "step": step, "timestamp": timestamp}]
-        )
-
-    def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self.log_batch(run_id, tags={key: value})
-
-    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.log_batch(run_id, tags=tags)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         v.check_run_id(run_id)
