@@ -19,11 +19,14 @@ def _client():  # type: ignore[no-untyped-def]
     return Client()
 
 
-def _print_runs(page: Any, as_json: bool, metric_cols: int = 4) -> None:
+def _print_runs(
+    page: Any, as_json: bool, metric_cols: int = 4, prefer: list[str] | None = None
+) -> None:
+    """Runs as a table; the metric columns start with those the user sorted or filtered by."""
     if as_json:
         print_json({"items": page.items, "next_page_token": page.next_page_token})
         return
-    keys: list[str] = []
+    keys: list[str] = [k for k in prefer or [] if any(k in r.metrics for r in page.items)]
     for r in page.items:
         for k in r.metrics:
             if k not in keys:
@@ -93,7 +96,13 @@ def search(
         max_results=max_results,
         page_token=page_token,
     )
-    _print_runs(page, as_json)
+    import re
+
+    mentioned = re.findall(
+        r"metrics\.(`[^`]+`|\"[^\"]+\"|[A-Za-z0-9_.\-/]+)",
+        " ".join([*(order_by or []), filter or ""]),
+    )
+    _print_runs(page, as_json, prefer=list(dict.fromkeys(m.strip('`"') for m in mentioned)))
 
 
 @app.command()
