@@ -25,7 +25,6 @@ _lock = threading.RLock()
 _stack: list[ActiveRun] = []
 _client: Client | None = None
 _buffer: MetricBuffer | None = None
-_checked_keys: set[str] = set()
 
 
 def get_client() -> Client:
@@ -195,9 +194,7 @@ def log_metric(
 ) -> None:
     """Buffer one metric point; returns at once (the flush happens in the background)."""
     run_id = _stack[-1].run_id if _stack else _current().run_id
-    if key not in _checked_keys:
-        v.check_key("metric", key)
-        _checked_keys.add(key)
+    v.check_key("metric", key)
     point = Metric(
         key,
         v.metric_value(key, value),
@@ -215,9 +212,7 @@ def log_metrics(
     s = 0 if step is None else v.integer("step", step)
     points = []
     for key, value in metrics.items():
-        if key not in _checked_keys:
-            v.check_key("metric", key)
-            _checked_keys.add(key)
+        v.check_key("metric", key)
         points.append(Metric(key, v.metric_value(key, value), ts, s))
     _get_buffer().add_many(run_id, points)
 

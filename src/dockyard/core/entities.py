@@ -144,6 +144,19 @@ class AuditEvent(_Dict):
 
 
 @dataclass(frozen=True)
+class AuditQuery:
+    """Which audit events to list: every field that is set must match (time in ms, [since,
+    until))."""
+
+    actor: str | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: int | None = None
+    until: int | None = None
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list; ``next_page_token`` is None on the last page."""
 

@@ -31,7 +31,7 @@ import functools
 import hashlib
 import math
 from numbers import Integral, Real
-from typing import Final
+from typing import Final, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -147,50 +147,50 @@ def _lerp(a: float | np.ndarray, b: float | np.ndarray, t: float) -> float | np.
     return a + (b - a) * t
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    # bool is an Integral; refusing it catches make_fraud_transactions(True) style slips.
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> TypeGuard[float]:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_args(
     n_rows: object, random_state: object, drift: object, fraud_rate: object, days: object
 ) -> None:
-    # bool is an Integral; refusing it catches make_fraud_transactions(True) style slips.
-    if isinstance(n_rows, bool) or not isinstance(n_rows, Integral) or n_rows < 1:
-        raise InvalidInput(
-            f"n_rows must be a positive integer, got {n_rows!r}",
-            argument="n_rows",
-            value=repr(n_rows),
-        )
-    if isinstance(random_state, bool) or not isinstance(random_state, Integral) or random_state < 0:
-        raise InvalidInput(
-            f"random_state must be a non-negative integer, got {random_state!r}",
-            argument="random_state",
-            value=repr(random_state),
-        )
-    if (
-        isinstance(drift, bool)
-        or not isinstance(drift, Real)
-        or not math.isfinite(drift)
-        or not 0.0 <= drift <= 1.0
-    ):
-        raise InvalidInput(
-            f"drift must be a number between 0 and 1, got {drift!r}",
-            argument="drift",
-            value=repr(drift),
-        )
-    if (
-        isinstance(fraud_rate, bool)
-        or not isinstance(fraud_rate, Real)
-        or not math.isfinite(fraud_rate)
-        or not 0.0 < fraud_rate < 1.0
-    ):
-        raise InvalidInput(
-            f"fraud_rate must be a number strictly between 0 and 1, got {fraud_rate!r}",
-            argument="fraud_rate",
-            value=repr(fraud_rate),
-        )
-    if isinstance(days, bool) or not isinstance(days, Integral) or not 1 <= days <= _MAX_DAYS:
-        raise InvalidInput(
-            f"days must be an integer between 1 and {_MAX_DAYS}, got {days!r}",
-            argument="days",
-            value=repr(days),
-        )
+    checks: tuple[tuple[str, object, bool, str], ...] = (
+        ("n_rows", n_rows, _is_int(n_rows) and n_rows >= 1, "a positive integer"),
+        (
+            "random_state",
+            random_state,
+            _is_int(random_state) and random_state >= 0,
+            "a non-negative integer",
+        ),
+        (
+            "drift",
+            drift,
+            _is_real(drift) and 0.0 <= drift <= 1.0,
+            "a number between 0 and 1",
+        ),
+        (
+            "fraud_rate",
+            fraud_rate,
+            _is_real(fraud_rate) and 0.0 < fraud_rate < 1.0,
+            "a number strictly between 0 and 1",
+        ),
+        (
+            "days",
+            days,
+            _is_int(days) and 1 <= days <= _MAX_DAYS,
+            f"an integer between 1 and {_MAX_DAYS}",
+        ),
+    )
+    for name, value, ok, rule in checks:
+        if not ok:
+            raise InvalidInput(
+                f"{name} must be {rule}, got {value!r}", argument=name, value=repr(value)
+            )
 
 
 def _category_mix(drift: float) -> np.ndarray:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dockyard.core.entities import (
     AuditEvent,
+    AuditQuery,
     DatasetInput,
     Experiment,
     Metric,
@@ -499,32 +500,21 @@ class SqlUnit:
             )
         )
 
-    def list_audit(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        since: int | None = None,
-        until: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[AuditEvent]:
+    def list_audit(self, query: AuditQuery, limit: int, offset: int) -> list[AuditEvent]:
         a = t.audit_events.c
         q = select(t.audit_events).order_by(a.event_id)
         for col, value in (
-            (a.actor, actor),
-            (a.action, action),
-            (a.resource_type, resource_type),
-            (a.resource_id, resource_id),
+            (a.actor, query.actor),
+            (a.action, query.action),
+            (a.resource_type, query.resource_type),
+            (a.resource_id, query.resource_id),
         ):
             if value is not None:
                 q = q.where(col == value)
-        if since is not None:
-            q = q.where(a.time >= since)
-        if until is not None:
-            q = q.where(a.time < until)
+        if query.since is not None:
+            q = q.where(a.time >= query.since)
+        if query.until is not None:
+            q = q.where(a.time < query.until)
         return [
             AuditEvent(
                 event_id=r.event_id,

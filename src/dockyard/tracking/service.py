@@ -24,6 +24,7 @@ from dockyard.core import paging
 from dockyard.core.entities import (
     ArtifactFile,
     AuditEvent,
+    AuditQuery,
     DatasetInput,
     Experiment,
     Metric,
@@ -31,7 +32,7 @@ from dockyard.core.entities import (
     Run,
     RunStatus,
 )
-from dockyard.core.errors import Conflict, InvalidInput, NotFound
+from dockyard.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from dockyard.governance.audit import Actor, now_ms, record_event
 from dockyard.store.base import Store, Unit
 from dockyard.tracking import _validation as v
@@ -108,10 +109,8 @@ class TrackingService(BatchShortcuts):
             return exp
         try:
             return self.create_experiment(name)
-        except Conflict:
-            raise
-        except Exception:
-            # Another process may have created it in between.
+        except AlreadyExists:
+            # Another process created it between our read and our insert.
             exp = self.store.read(lambda u: u.get_experiment_by_name(name))
             if exp is None:
                 raise
@@ -386,7 +385,6 @@ class TrackingService(BatchShortcuts):
 
     def _clean_metrics(self, metrics: Iterable[Metric | Mapping[str, Any]]) -> list[Metric]:
         points: list[Metric] = []
-        keys: set[str] = set()
         default_ts = None
         for m in metrics:
             if (
@@ -396,8 +394,8 @@ class TrackingService(BatchShortcuts):
                 and type(m.step) is int
             ):
                 # Fast path for points the SDK built: only the key still needs a look.
+                v.check_key("metric", m.key)
                 points.append(m)
-                keys.add(m.key)
             elif isinstance(m, Metric | Mapping):
                 if isinstance(m, Metric):
                     key, value, ts, step = m.key, m.value, m.timestamp, m.step
@@ -408,9 +406,7 @@ class TrackingService(BatchShortcuts):
                         )
                     key, value = m["key"], m["value"]
                     ts, step = m.get("timestamp"), m.get("step", 0)
-                if key not in keys:
-                    v.check_key("metric", key)
-                    keys.add(key)
+                v.check_key("metric", key)
                 if ts is None:
                     default_ts = default_ts or now_ms()
                     ts = default_ts
@@ -428,8 +424,6 @@ class TrackingService(BatchShortcuts):
                 raise InvalidInput(f"a metric point must be a Metric or a mapping, got {m!r}")
             if len(points) > MAX_BATCH_METRICS:
                 raise InvalidInput(f"a batch takes at most {MAX_BATCH_METRICS} metric points")
-        for key in keys:
-            v.check_key("metric", key)
         for p in points:
             if not -(2**63) <= p.timestamp < 2**63 or not -(2**63) <= p.step < 2**63:
                 raise InvalidInput(f"metric {p.key!r} step or timestamp does not fit in 64 bits")
@@ -599,15 +593,7 @@ class TrackingService(BatchShortcuts):
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactFile]:
         """The direct children (files and folders) of ``path`` in the run's artifact tree."""
-        v.check_run_id(run_id)
-        prefix = safe_prefix(path)
-
-        def fn(u: Unit) -> list[tuple[str, str, int]]:
-            if u.run_exists(run_id) is None:
-                raise NotFound(f"run {run_id} does not exist", run_id=run_id)
-            return u.list_artifacts(run_id, prefix)
-
-        rows = self.store.read(fn)
+        prefix, rows = self._artifact_rows(run_id, path)
         if prefix and len(rows) == 1 and rows[0][0] == prefix:
             p, d, s = rows[0]
             return [ArtifactFile(path=p, is_dir=False, size=s, digest=d)]
@@ -626,7 +612,8 @@ class TrackingService(BatchShortcuts):
             raise NotFound(f"run {run_id} has no artifact at {prefix!r}")
         return sorted(out.values(), key=lambda a: a.path)
 
-    def _artifact_files(self, run_id: str, path: str) -> list[tuple[str, str, int]]:
+    def _artifact_rows(self, run_id: str, path: str) -> tuple[str, list[tuple[str, str, int]]]:
+        """The checked prefix and (path, digest, size) of every file at or under it."""
         v.check_run_id(run_id)
         prefix = safe_prefix(path)
 
@@ -635,10 +622,7 @@ class TrackingService(BatchShortcuts):
                 raise NotFound(f"run {run_id} does not exist", run_id=run_id)
             return u.list_artifacts(run_id, prefix)
 
-        rows = self.store.read(fn)
-        if not rows:
-            raise NotFound(f"run {run_id} has no artifact at {prefix!r}")
-        return rows
+        return prefix, self.store.read(fn)
 
     def open_artifact(self, run_id: str, path: str) -> tuple[ArtifactFile, Iterator[bytes]]:
         """One file's record and a chunk iterator that verifies its hash as it ends."""
@@ -661,14 +645,15 @@ class TrackingService(BatchShortcuts):
 
     def download_artifacts(self, run_id: str, path: str, dest_dir: str | Path) -> Path:
         """Copy a file or folder of the run's artifacts into ``dest_dir``; returns its path."""
-        rows = self._artifact_files(run_id, path)
+        prefix, rows = self._artifact_rows(run_id, path)
+        if not rows:
+            raise NotFound(f"run {run_id} has no artifact at {prefix!r}")
         dest_root = Path(dest_dir)
         dest_root.mkdir(parents=True, exist_ok=True)
         for p, digest, _size in rows:
             target = safe_local_destination(dest_root, p)
             target.parent.mkdir(parents=True, exist_ok=True)
             self.artifacts.download_blob(digest, target)
-        prefix = safe_prefix(path)
         return safe_local_destination(dest_root, prefix) if prefix else dest_root
 
     # -- audit -------------------------------------------------------------------------------
@@ -696,21 +681,16 @@ class TrackingService(BatchShortcuts):
                 if not isinstance(text, str):
                     raise InvalidInput(f"audit filter {kind} must be a string, got {text!r}")
                 v.check_text(f"audit filter {kind}", text, 256)
-        since = None if since is None else v.integer("since", since)
-        until = None if until is None else v.integer("until", until)
+        query = AuditQuery(
+            actor=actor,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            since=None if since is None else v.integer("since", since),
+            until=None if until is None else v.integer("until", until),
+        )
         limit = paging.check_page_size(limit)
         offset = v.integer("offset", offset)
         if offset < 0:
             raise InvalidInput(f"offset must be 0 or more, got {offset}")
-        return self.store.read(
-            lambda u: u.list_audit(
-                actor=actor,
-                action=action,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-            )
-        )
+        return self.store.read(lambda u: u.list_audit(query, limit, offset))
