@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import math
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +68,7 @@ from dockyard.core.errors import (
     error_class_for_code,
 )
 from dockyard.core.wire import encode_json, wire_float
+from dockyard.tracking import _validation as v
 from dockyard.tracking._shortcuts import BatchShortcuts
 
 if TYPE_CHECKING:
@@ -78,7 +78,6 @@ __all__ = ["RestTrackingService"]
 
 API = "/api/v1"
 _CHUNK = 1024 * 1024
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 # -- encoding helpers ------------------------------------------------------------------------
@@ -99,19 +98,10 @@ def _segs(path: str) -> str:
     return "/".join(_seg(part) for part in path.split("/"))
 
 
-def _run_seg(run_id: Any) -> str:
-    # A run id with '/' or '%' would change which route the URL hits; refuse it with the
-    # service's message instead.
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise InvalidInput(f"run id must be 32 lowercase hex characters, got {run_id!r}")
-    return run_id
-
-
-def _experiment_seg(experiment_id: Any) -> str:
-    s = str(experiment_id)
-    if not s.isdigit() or len(s) > 18:
-        raise InvalidInput(f"experiment id must be a positive integer, got {experiment_id!r}")
-    return s
+# A run id with '/' or '%' would change which route the URL hits: both are checked here, with
+# the service's own checks and messages, before they become URL segments.
+_run_seg = v.check_run_id
+_experiment_seg = v.check_experiment_id
 
 
 def _wire_map(kind: str, values: Mapping[str, Any] | None) -> dict[str, str]:
