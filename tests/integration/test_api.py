@@ -396,3 +396,39 @@ def test_run_handlers_are_thin_the_same_objects_as_the_service(
     rid = _run(client, name="same")["run_id"]
     service = client.app.state.backend.tracking(Actor.anonymous())  # type: ignore[attr-defined]
     assert client.get(f"{API}/runs/{rid}").json() == service.get_run(rid).to_dict()
+
+
+def test_batch_takes_metric_columns_and_history_answers_in_columns(client: TestClient) -> None:
+    run_id = _run(client)["run_id"]
+    body = {
+        "metrics": [{"key": "auc", "value": 0.5, "step": 0, "timestamp": 1}],
+        "metric_columns": {
+            "keys": ["loss", "loss", "auc"],
+            "values": [0.9, "NaN", 0.7],
+            "steps": [0, 1, 1],
+            "timestamps": [10, 11, 12],
+        },
+    }
+    assert client.post(f"{API}/runs/{run_id}/batch", json=body).status_code == 204
+    r = client.get(f"{API}/runs/{run_id}/metrics/loss/history", params={"layout": "columns"})
+    assert r.json() == {
+        "key": "loss",
+        "steps": [0, 1],
+        "timestamps": [10, 11],
+        "values": [0.9, "NaN"],
+        "next_page_token": None,
+    }
+    r = client.get(f"{API}/runs/{run_id}/metrics/auc/history")
+    assert [(p["step"], p["value"]) for p in r.json()["items"]] == [(0, 0.5), (1, 0.7)]
+    empty = client.get(f"{API}/runs/{run_id}/metrics/none/history", params={"layout": "columns"})
+    assert empty.json()["steps"] == [] and empty.json()["values"] == []
+
+
+def test_metric_columns_of_different_lengths_are_refused(client: TestClient) -> None:
+    run_id = _run(client)["run_id"]
+    body = {
+        "metric_columns": {"keys": ["a", "a"], "values": [1.0], "steps": [0], "timestamps": [1]}
+    }
+    r = client.post(f"{API}/runs/{run_id}/batch", json=body)
+    assert r.status_code == 422 and "same length" in r.json()["error"]["message"]
+    assert client.get(f"{API}/runs/{run_id}").json()["metrics"] == {}

@@ -38,6 +38,7 @@ import math
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
@@ -141,9 +142,6 @@ def _wire_metric_value(key: Any, value: Any) -> Any:
 
 
 def _wire_metric(m: Metric | Mapping[str, Any]) -> dict[str, Any]:
-    if type(m) is Metric and type(m.value) is float and type(m.step) is type(m.timestamp) is int:
-        # The SDK's own buffered points: already the right types (encode_json spells NaN).
-        return {"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
     if isinstance(m, Metric):
         return {
             "key": m.key,
@@ -491,11 +489,28 @@ class RestTrackingService(BatchShortcuts):
         tags: Mapping[str, Any] | None = None,
     ) -> None:
         """Log metrics, params and tags in one transaction with one audit event."""
-        body = {
-            "metrics": [_wire_metric(m) for m in metrics],
+        records: list[dict[str, Any]] = []
+        columns: dict[str, list[Any]] = {"keys": [], "values": [], "steps": [], "timestamps": []}
+        for m in metrics:
+            if (
+                type(m) is Metric
+                and type(m.value) is float
+                and type(m.step) is type(m.timestamp) is int
+            ):
+                # The SDK's own points travel as columns: compact, and cheap on both ends.
+                columns["keys"].append(m.key)
+                columns["values"].append(m.value)
+                columns["steps"].append(m.step)
+                columns["timestamps"].append(m.timestamp)
+            else:
+                records.append(_wire_metric(m))
+        body: dict[str, Any] = {
+            "metrics": records,
             "params": _wire_map("param", params),
             "tags": _wire_map("tag", tags),
         }
+        if columns["keys"]:
+            body["metric_columns"] = columns
         self._json("POST", f"/runs/{_run_seg(run_id)}/batch", body=body)
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -515,14 +530,13 @@ class RestTrackingService(BatchShortcuts):
         d = self._json(
             "GET",
             f"/runs/{_run_seg(run_id)}/metrics/{_segs(key)}/history",
-            params={"max_results": max_results, "page_token": page_token},
+            params={"max_results": max_results, "page_token": page_token, "layout": "columns"},
         )
         nan = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        items = [
-            Metric(x["key"], nan[v] if type(v) is str else float(v), x["timestamp"], x["step"])
-            for x in d["items"]
-            for v in (x["value"],)
-        ]
+        values = [nan[v] if type(v) is str else float(v) for v in d["values"]]
+        items = list(
+            map(Metric._make, zip(repeat(key), values, d["timestamps"], d["steps"], strict=False))
+        )
         return Page(items, d["next_page_token"])
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput | Mapping[str, Any]]) -> None:

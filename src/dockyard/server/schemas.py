@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 __all__ = [
     "CreateExperiment",
@@ -24,6 +31,7 @@ __all__ = [
     "ExperimentTag",
     "LogBatch",
     "LogInputs",
+    "MetricColumns",
     "MetricPoint",
     "RenameRun",
     "SearchRuns",
@@ -103,8 +111,32 @@ class MetricPoint(_Body):
     timestamp: int | None = Field(None, description="Epoch milliseconds; default: now.")
 
 
+class MetricColumns(_Body):
+    """Metric points as parallel columns: the compact form the SDK sends (no per-point
+    objects to build or parse). Point ``i`` is ``(keys[i], values[i], steps[i],
+    timestamps[i])``."""
+
+    keys: list[str]
+    values: list[MetricValue]
+    steps: list[int]
+    timestamps: list[int]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> MetricColumns:
+        n = len(self.keys)
+        if not len(self.values) == len(self.steps) == len(self.timestamps) == n:
+            raise ValueError(
+                "keys, values, steps and timestamps must have the same length; got "
+                f"{n}, {len(self.values)}, {len(self.steps)}, {len(self.timestamps)}"
+            )
+        return self
+
+
 class LogBatch(_Body):
     metrics: list[MetricPoint] = Field(default_factory=list)
+    metric_columns: MetricColumns | None = Field(
+        None, description="More points in column form; logged after `metrics`."
+    )
     params: dict[str, Scalar] = Field(default_factory=dict)
     tags: dict[str, Scalar] = Field(default_factory=dict)
 

