@@ -34,6 +34,13 @@ _EXPORTS: dict[str, str] = {
     "log_artifact": "dockyard.client.fluent",
     "log_artifacts": "dockyard.client.fluent",
     "log_input": "dockyard.client.fluent",
+    "log_model": "dockyard.client.models",
+    "load_model": "dockyard.client.models",
+    "register_model": "dockyard.client.models",
+    "ModelInfo": "dockyard.client.models",
+    "RegisteredModel": "dockyard.core.registry_entities",
+    "ModelVersion": "dockyard.core.registry_entities",
+    "ValidationResult": "dockyard.core.registry_entities",
     "Metric": "dockyard.core.entities",
     "Run": "dockyard.core.entities",
     "RunStatus": "dockyard.core.entities",
@@ -46,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "Conflict": "dockyard.core.errors",
     "PermissionDenied": "dockyard.core.errors",
     "Unavailable": "dockyard.core.errors",
+    "IntegrityError": "dockyard.core.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -82,6 +90,10 @@ if TYPE_CHECKING:
     from dockyard.client.fluent import set_tags as set_tags
     from dockyard.client.fluent import set_tracking_uri as set_tracking_uri
     from dockyard.client.fluent import start_run as start_run
+    from dockyard.client.models import ModelInfo as ModelInfo
+    from dockyard.client.models import load_model as load_model
+    from dockyard.client.models import log_model as log_model
+    from dockyard.client.models import register_model as register_model
     from dockyard.core.entities import DatasetInput as DatasetInput
     from dockyard.core.entities import Experiment as Experiment
     from dockyard.core.entities import Metric as Metric
@@ -90,7 +102,11 @@ if TYPE_CHECKING:
     from dockyard.core.errors import AlreadyExists as AlreadyExists
     from dockyard.core.errors import Conflict as Conflict
     from dockyard.core.errors import DockyardError as DockyardError
+    from dockyard.core.errors import IntegrityError as IntegrityError
     from dockyard.core.errors import InvalidInput as InvalidInput
     from dockyard.core.errors import NotFound as NotFound
     from dockyard.core.errors import PermissionDenied as PermissionDenied
     from dockyard.core.errors import Unavailable as Unavailable
+    from dockyard.core.registry_entities import ModelVersion as ModelVersion
+    from dockyard.core.registry_entities import RegisteredModel as RegisteredModel
+    from dockyard.core.registry_entities import ValidationResult as ValidationResult

@@ -14,6 +14,7 @@ from dockyard.core.config import Settings, load_settings
 if TYPE_CHECKING:
     from dockyard.artifacts import ArtifactStore
     from dockyard.governance.audit import Actor
+    from dockyard.registry.service import RegistryService
     from dockyard.store.sql import SqlStore
     from dockyard.tracking.service import TrackingService
 
@@ -41,6 +42,16 @@ class Backend:
         from dockyard.tracking.service import TrackingService
 
         return TrackingService(self.store, self.artifacts, actor)
+
+    def registry(self, actor: Actor) -> RegistryService:
+        from dockyard.registry.service import RegistryService
+
+        return RegistryService(
+            self.store,
+            self.artifacts,
+            actor,
+            cache_dir=self.settings.home_path / "cache" / "packages",
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -2,18 +2,25 @@
 
 It draws a deterministic synthetic fraud dataset, trains a few scikit-learn models with
 different params (per-fold cross-validation metrics, per-epoch curves for the boosted model),
-tracks each as a child run of one parent run — params, metrics, the model file as an artifact,
-the datasets as inputs — and prints a comparison table. Later lifecycle stages (registry,
-serving, monitoring) extend this same demo.
+tracks each as a child run of one parent run — params, metrics, the model as a package (skops,
+with its signature and an input example), the datasets as inputs — and prints a comparison
+table. Then the registry: the best run's model becomes a new version of the registered model
+``fraud``, is gated against the current ``champion`` on the holdout split, and, when the gate
+passes, is approved and becomes the champion (a failed gate rejects it and the champion stays).
+Run it twice: the second run registers version 2 and gates it against version 1. Later lifecycle
+stages (serving, monitoring) extend this same demo.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+#: The registered model the demo registers into, its champion alias and its gate.
+MODEL_NAME = "fraud"
+CHAMPION_ALIAS = "champion"
+GATE_REQUIREMENTS: tuple[str, ...] = ("roc_auc>=0.80", "roc_auc>=champion-0.01")
 
 
 @dataclass
@@ -104,8 +111,7 @@ def _scores(y_true: Any, proba: Any) -> dict[str, float]:
 def run_demo(
     rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo", folds: int = 3
 ) -> list[dict[str, Any]]:
-    """Train, track and compare; returns one summary dict per model (best first)."""
-    import joblib
+    """Train, track, compare and register; returns one summary dict per model (best first)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from sklearn.model_selection import StratifiedKFold
@@ -137,7 +143,6 @@ def run_demo(
     candidates = _candidates(seed)
     with (
         dy.start_run(experiment=experiment, name=f"demo-seed{seed}") as parent,
-        tempfile.TemporaryDirectory(prefix="dockyard-demo-") as tmp,
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -189,10 +194,8 @@ def run_demo(
                 dy.log_metrics(
                     {"cv_roc_auc_mean": sum(fold_aucs) / len(fold_aucs), "fit_seconds": fit_seconds}
                 )
-                model_dir = Path(tmp) / cand.name
-                model_dir.mkdir()
-                joblib.dump(est, model_dir / "model.joblib")
-                dy.log_artifact(model_dir / "model.joblib", artifact_path="model")
+                # A skops package with the signature inferred from an input example.
+                dy.log_model(est, "model", input_example=x_train.head(5), task="classification")
                 results.append(
                     {
                         "run_id": child.run_id,
@@ -226,4 +229,92 @@ def run_demo(
         caption=f"AUC: test ROC AUC; AP: average precision; CV AUC: mean over {folds} folds.\n"
         f"Parent run {parent.run_id}. Next: dockyard runs list -e {experiment}",
     )
+    holdout = test[[*cat, *num, LABEL_COLUMN]]
+    registry = register_and_gate(client, best, holdout, label=LABEL_COLUMN)
+    for r in results:
+        if r["run_id"] == best["run_id"]:
+            r["registry"] = registry
     return results
+
+
+def register_and_gate(
+    client: Any, best: dict[str, Any], holdout: Any, *, label: str
+) -> dict[str, Any]:
+    """Register the best run's model, gate it against the champion, approve and alias it.
+
+    Returns what happened: version, previous champion, verdict, final status and alias.
+    """
+    from dockyard.cli._output import print_table
+    from dockyard.core.errors import NotFound
+
+    try:
+        previous = client.get_registered_model(MODEL_NAME).aliases.get(CHAMPION_ALIAS)
+    except NotFound:
+        previous = None
+    mv = client.create_model_version(
+        MODEL_NAME,
+        f"runs:/{best['run_id']}/model",
+        description=f"demo: best of the run's models ({best['name']})",
+    )
+    verdict = client.validate(
+        MODEL_NAME,
+        mv.version,
+        holdout,
+        label=label,
+        against=CHAMPION_ALIAS,
+        requirements=list(GATE_REQUIREMENTS),
+    )
+    if verdict.passed:
+        client.transition(MODEL_NAME, mv.version, "approved", reason="demo: gate passed")
+        client.set_alias(MODEL_NAME, CHAMPION_ALIAS, mv.version)
+        final = client.get_model_version(MODEL_NAME, mv.version)
+    else:
+        final = client.transition(
+            MODEL_NAME, mv.version, "rejected", reason="demo: validation gate failed"
+        )
+    champion_text = f"{CHAMPION_ALIAS} = version {previous}" if previous else "no champion yet"
+    rows: list[tuple[Any, ...]] = [
+        ("register", f"{MODEL_NAME} version {mv.version} from {best['name']} ({best['run_id']})"),
+        (
+            "gate",
+            f"{'PASSED' if verdict.passed else 'FAILED'} on {verdict.num_rows:,} holdout rows "
+            f"vs {champion_text}",
+        ),
+    ]
+    for check in verdict.checks:
+        result = "PASS" if check.get("passed") else "FAIL"
+        rows.append(
+            (
+                "  check",
+                f"{result}  {check.get('requirement')}: candidate {_num(check.get('candidate'))}, "
+                f"threshold {_num(check.get('threshold'))}"
+                + (f" ({check['note']})" if check.get("note") else ""),
+            )
+        )
+    rows.append(("status", f"candidate -> {final.status}"))
+    if verdict.passed:
+        moved = f" (was version {previous})" if previous else ""
+        rows.append(("alias", f"{MODEL_NAME}@{CHAMPION_ALIAS} -> version {mv.version}{moved}"))
+    else:
+        rows.append(("alias", f"{MODEL_NAME}@{CHAMPION_ALIAS} unchanged ({previous})"))
+    print_table(
+        f"Registry: model {MODEL_NAME!r}",
+        ["step", "what happened"],
+        rows,
+        caption=f"Next: dockyard models show {MODEL_NAME}; dockyard models lineage "
+        f"{MODEL_NAME}/{mv.version}; dy.load_model('models:/{MODEL_NAME}@{CHAMPION_ALIAS}')",
+    )
+    return {
+        "name": MODEL_NAME,
+        "version": mv.version,
+        "previous_champion": previous,
+        "passed": verdict.passed,
+        "status": final.status,
+        "champion": mv.version if verdict.passed else previous,
+    }
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from dockyard.cli import artifacts, db, experiments, runs
+from dockyard.cli import artifacts, db, experiments, models, runs
 
 app = typer.Typer(
     name="dockyard",
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 
 

@@ -13,6 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 from dockyard.core.entities import Metric
 from dockyard.core.errors import DockyardError
@@ -20,6 +21,8 @@ from dockyard.core.errors import DockyardError
 Sink = Callable[[str, Sequence[Metric]], None]
 
 _live: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
+_run_of = itemgetter(0)
+_point_of = itemgetter(1)
 
 
 class MetricFlushError(DockyardError):
@@ -40,25 +43,36 @@ class MetricBuffer:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         _live.add(self)
 
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist in the child, and a lock another thread held at
+        # the fork would stay held: start afresh (the next add starts a thread).
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+
     def _ensure_thread(self) -> None:
-        if self._thread is None or self._pid != os.getpid():
-            # After a fork the parent's thread does not exist in the child: start our own.
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="dockyard-metrics", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = self._thread = threading.Thread(
+                target=self._loop, name="dockyard-metrics", daemon=True
+            )
+        thread.start()
 
     def add(self, run_id: str, metric: Metric) -> None:
+        # Called once per logged point: keep it to an append under the lock.
         if self._error is not None:
             self._raise_error()
         with self._lock:
-            self._pending.append((run_id, metric))
-            n = len(self._pending)
-        if self._thread is None or self._pid != os.getpid():
+            pending = self._pending
+            pending.append((run_id, metric))
+            n = len(pending)
+        if self._thread is None:
             self._ensure_thread()
-        if n >= self._batch_size:
+        if n >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
     def add_many(self, run_id: str, metrics: Sequence[Metric]) -> None:
@@ -88,6 +102,9 @@ class MetricBuffer:
                         return
                     batch = self._pending[: self._batch_size]
                     del self._pending[: self._batch_size]
+                if len(set(map(_run_of, batch))) == 1:  # the usual case: one run
+                    self._sink(batch[0][0], list(map(_point_of, batch)))
+                    continue
                 by_run: dict[str, list[Metric]] = {}
                 for run_id, m in batch:
                     by_run.setdefault(run_id, []).append(m)
@@ -120,6 +137,14 @@ class MetricBuffer:
         finally:
             self._closed = True
             self._wake.set()
+
+
+def _after_fork_in_child() -> None:
+    for buf in list(_live):
+        buf._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -1,15 +1,21 @@
-"""The SDK's client: the same tracking API in local mode and in remote mode.
+"""The SDK's client: the same tracking and registry API in local mode and in remote mode.
 
 ``Client()`` talks straight to the store when no tracking URI is set (local mode, the actor is
 the OS user) and to a Dockyard server over HTTP when ``DOCKYARD_TRACKING_URI`` (or
 ``tracking_uri=``) names one. Both sides expose exactly the methods of
-:class:`dockyard.tracking.TrackingService`, return the same objects and raise the same error
-classes, so code moves between a laptop and a team server unchanged.
+:class:`dockyard.tracking.TrackingService` and of
+:class:`dockyard.registry.service.RegistryService` (``client.get_run(...)``,
+``client.set_alias(...)``; the two services share no method name, a test checks it), return
+the same objects and raise the same error classes, so code moves between a laptop and a team
+server unchanged. ``client.service`` and ``client.registry`` are the two services themselves.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.core.config import Settings, load_settings
@@ -17,9 +23,13 @@ from dockyard.core.errors import InvalidInput
 
 if TYPE_CHECKING:
     from dockyard.backend import Backend
+    from dockyard.core.registry_entities import ModelVersion
+    from dockyard.registry.service import RegistryService
     from dockyard.tracking.service import TrackingService
 
-    _Base = TrackingService
+    class _Base(TrackingService, RegistryService):  # type: ignore[misc]
+        """For type checkers: a Client has the methods of both services."""
+
 else:
     _Base = object
 
@@ -40,7 +50,8 @@ def _local_backend(settings: Settings) -> Backend:
 
 
 class Client(_Base):
-    """Tracking client; see :class:`dockyard.tracking.TrackingService` for the methods.
+    """Tracking and registry client; see :class:`dockyard.tracking.TrackingService` and
+    :class:`dockyard.registry.service.RegistryService` for the methods.
 
     Parameters
     ----------
@@ -62,6 +73,7 @@ class Client(_Base):
         self.tracking_uri = tracking_uri or self.settings.tracking_uri
         self._token = token or self.settings.tracking_token
         self._service: Any = None
+        self._registry: Any = None
 
     @property
     def is_remote(self) -> bool:
@@ -88,10 +100,74 @@ class Client(_Base):
 
         return _local_backend(self.settings).tracking(Actor.local(self.settings.user))
 
+    @property
+    def registry(self) -> RegistryService:
+        """The model registry (:class:`~dockyard.registry.service.RegistryService`, or its
+        HTTP twin in remote mode)."""
+        if self._registry is None:
+            self._registry = self._connect_registry()
+        return self._registry  # type: ignore[no-any-return]
+
+    def _connect_registry(self) -> Any:
+        uri = self.tracking_uri
+        if uri:
+            self.service  # noqa: B018 -- the same URI check, with the same message
+            from dockyard.client.rest_registry import RestRegistryService
+
+            return RestRegistryService(
+                uri, token=self._token, cache_dir=self.settings.home_path / "cache" / "packages"
+            )
+        from dockyard.governance.audit import Actor
+
+        return _local_backend(self.settings).registry(Actor.local(self.settings.user))
+
+    def register_package(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register a local package folder (one holding ``manifest.json``) as a new version.
+
+        Every file is verified against the manifest here first; then the files are stored
+        (uploaded to the server in remote mode) and the registry checks them again, by
+        digest, before it records the version (source ``package:<digest>``).
+        """
+        from dockyard.registry.packaging.manifest import verify_package
+
+        _manifest, verified = verify_package(path)
+        # Store exactly the bytes that were verified (a file edited meanwhile cannot slip in);
+        # the registry checks them again against the stored manifest, by digest.
+        blobs = {**verified, "manifest.json": Path(path, "manifest.json").read_bytes()}
+        registry = self.registry
+        upload = getattr(registry, "upload_blob", None)  # remote mode
+        files: dict[str, tuple[str, int]] = {}
+        for rel, data in sorted(blobs.items()):
+            if upload is not None:
+                files[rel] = upload([data])
+            else:
+                info = registry.artifacts.put_stream([data])
+                files[rel] = (info.digest, info.size)
+        return registry.create_model_version_from_files(
+            name, files, description=description, tags=tags
+        )
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.service, name)
+        service = self.service
+        try:
+            return getattr(service, name)
+        except AttributeError:
+            pass
+        try:
+            return getattr(self.registry, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            ) from None
 
     def __repr__(self) -> str:
         where = self.tracking_uri or f"local {self.settings.resolved_db_url}"

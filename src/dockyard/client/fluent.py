@@ -8,6 +8,8 @@ conflict surfaces at the call that caused it; metric points go through a
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -21,7 +23,13 @@ from dockyard.core.entities import ArtifactFile, DatasetInput, Metric, Run, RunS
 from dockyard.core.errors import Conflict, InvalidInput
 from dockyard.tracking import _validation as v
 
+GIT_COMMIT_TAG = "dockyard.source.git_commit"
+GIT_DIRTY_TAG = "dockyard.source.git_dirty"
+_GIT_TIMEOUT_SECONDS = 2.0
+
 _lock = threading.RLock()
+_checked_keys: set[str] = set()  # metric keys that passed the checks (bounded)
+_new_tuple = tuple.__new__
 _stack: list[ActiveRun] = []
 _client: Client | None = None
 _buffer: MetricBuffer | None = None
@@ -98,6 +106,45 @@ class ActiveRun:
         return f"<ActiveRun {self.run_id} name={self._run.name!r}>"
 
 
+def _git(*args: str, cwd: str) -> str | None:
+    """Output of one git command in ``cwd``, or None when git is missing, slow or failing."""
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_SECONDS,
+            # Never take the index lock (a concurrent `git commit` must not fail because of us)
+            # and never prompt for anything.
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"},
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def git_source_tags(cwd: str | None = None) -> dict[str, str]:
+    """``{dockyard.source.git_commit: <sha>, dockyard.source.git_dirty: "true"|"false"}`` when
+    ``cwd`` (default: the working directory) is inside a git work tree with a commit, else {}.
+
+    Dirty means a tracked file is modified or staged; untracked files do not count (like
+    MLflow), so an untracked ``.dockyard`` home or scratch notebook does not mark every run.
+    """
+    try:
+        where = cwd or os.getcwd()
+    except OSError:
+        return {}
+    commit = _git("rev-parse", "--verify", "-q", "HEAD", cwd=where)
+    if not commit or len(commit.strip()) < 40:
+        return {}
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=where)
+    if status is None:
+        return {}
+    return {GIT_COMMIT_TAG: commit.strip(), GIT_DIRTY_TAG: "true" if status.strip() else "false"}
+
+
 def start_run(
     experiment: str | None = None,
     name: str | None = None,
@@ -110,6 +157,9 @@ def start_run(
 
     ``experiment`` is a name (created if missing) or an id; default: the ``Default``
     experiment. ``nested=True`` makes the run a child of the currently active run.
+    A new run started inside a git work tree gets the tags ``dockyard.source.git_commit`` and
+    ``dockyard.source.git_dirty`` (unless ``tags`` sets them); the registry records them as the
+    code version of a model registered from the run.
     """
     client = get_client()
     with _lock:
@@ -133,7 +183,17 @@ def start_run(
             parent = _stack[-1].run_id if (nested and _stack) else None
             if parent is not None and exp_id is None:
                 exp_id = _stack[-1].info.experiment_id
-            run = client.start_run(exp_id, name=name, tags=tags, parent_run_id=parent)
+            all_tags = dict(tags or {})
+            if GIT_COMMIT_TAG not in all_tags and GIT_DIRTY_TAG not in all_tags:
+                # A child run shares its parent's code version (no git call per fold).
+                inherited = _stack[-1].info.tags if parent is not None else {}
+                if GIT_COMMIT_TAG in inherited:
+                    all_tags.update(
+                        {k: inherited[k] for k in (GIT_COMMIT_TAG, GIT_DIRTY_TAG) if k in inherited}
+                    )
+                else:
+                    all_tags.update(git_source_tags())
+            run = client.start_run(exp_id, name=name, tags=all_tags, parent_run_id=parent)
         active = ActiveRun(run)
         _stack.append(active)
         return active
@@ -194,14 +254,23 @@ def log_metric(
 ) -> None:
     """Buffer one metric point; returns at once (the flush happens in the background)."""
     run_id = _stack[-1].run_id if _stack else _current().run_id
-    v.check_key("metric", key)
-    point = Metric(
-        key,
-        v.metric_value(key, value),
-        time.time_ns() // 1_000_000 if timestamp is None else v.integer("timestamp", timestamp),
-        0 if step is None else v.integer("step", step),
-    )
-    (_buffer or _get_buffer()).add(run_id, point)
+    # Called once per point in a training loop: the usual arguments (a known key, a float, an
+    # int step) skip the full checks, which still run, in the same order, for anything else.
+    if type(key) is not str or key not in _checked_keys:
+        v.check_key("metric", key)
+        if len(_checked_keys) < 4096:
+            _checked_keys.add(key)
+    if type(value) is not float:
+        value = v.metric_value(key, value)
+    if timestamp is None:
+        timestamp = time.time_ns() // 1_000_000
+    elif type(timestamp) is not int or not -(2**63) <= timestamp < 2**63:
+        timestamp = v.integer("timestamp", timestamp)
+    if step is None:
+        step = 0
+    elif type(step) is not int or not -(2**63) <= step < 2**63:
+        step = v.integer("step", step)
+    (_buffer or _get_buffer()).add(run_id, _new_tuple(Metric, (key, value, timestamp, step)))
 
 
 def log_metrics(
@@ -243,3 +312,15 @@ def log_input(
         ds = describe_dataset(data, name=name, context=context, source=source)
     get_client().log_inputs(_current().run_id, [ds])
     return ds
+
+
+_MODEL_API = ("log_model", "load_model", "register_model", "ModelInfo")
+
+
+def __getattr__(name: str) -> Any:
+    """``fluent.log_model`` and friends live in :mod:`dockyard.client.models` (loaded lazily)."""
+    if name in _MODEL_API:
+        from dockyard.client import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

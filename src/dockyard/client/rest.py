@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 from urllib.parse import quote
 
 from dockyard.artifacts.paths import (
@@ -75,7 +75,7 @@ from dockyard.tracking._shortcuts import BatchShortcuts
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["RestTrackingService"]
+__all__ = ["RestTrackingService", "RestTransport"]
 
 API = "/api/v1"
 _CHUNK = 1024 * 1024
@@ -246,8 +246,12 @@ class _VerifiedDownload(Iterator[bytes]):
 # -- the service -----------------------------------------------------------------------------
 
 
-class RestTrackingService(BatchShortcuts):
-    """:class:`~dockyard.tracking.service.TrackingService`, spoken to a Dockyard server.
+class RestTransport:
+    """The HTTP plumbing every remote service shares: one keep-alive ``httpx.Client``, JSON
+    requests, and error answers raised as their Dockyard exception classes.
+
+    :class:`RestTrackingService` and
+    :class:`~dockyard.client.rest_registry.RestRegistryService` both build on it.
 
     Parameters
     ----------
@@ -272,13 +276,13 @@ class RestTrackingService(BatchShortcuts):
         )
 
     def __repr__(self) -> str:
-        return f"RestTrackingService({self.base_url!r})"
+        return f"{type(self).__name__}({self.base_url!r})"
 
     def close(self) -> None:
         """Close the keep-alive connections."""
         self._http.close()
 
-    def __enter__(self) -> RestTrackingService:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -360,6 +364,20 @@ class RestTrackingService(BatchShortcuts):
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
         return None if response.status_code == 204 else response.json()
+
+
+class RestTrackingService(BatchShortcuts, RestTransport):
+    """:class:`~dockyard.tracking.service.TrackingService`, spoken to a Dockyard server.
+
+    Parameters
+    ----------
+    base_url:
+        ``http(s)://host:port`` of the server (a path prefix is kept, for proxies).
+    token:
+        API token, sent as ``Authorization: Bearer <token>``; never shown in reprs or errors.
+    timeout:
+        Seconds to wait for the server on each connect, read or write.
+    """
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -491,6 +509,20 @@ class RestTrackingService(BatchShortcuts):
         """Log metrics, params and tags in one transaction with one audit event."""
         records: list[dict[str, Any]] = []
         columns: dict[str, list[Any]] = {"keys": [], "values": [], "steps": [], "timestamps": []}
+        if isinstance(metrics, list | tuple) and set(map(type, metrics)) == {Metric}:
+            # The buffer's batches: transpose them in one pass when every value is a float and
+            # every step and timestamp an int (checked per column); otherwise point by point.
+            keys, values, timestamps, steps = zip(*metrics, strict=True)
+            if set(map(type, values)) == {float} and set(map(type, timestamps)) == set(
+                map(type, steps)
+            ) == {int}:
+                columns = {
+                    "keys": list(keys),
+                    "values": list(values),
+                    "steps": list(steps),
+                    "timestamps": list(timestamps),
+                }
+                metrics = ()
         for m in metrics:
             if (
                 type(m) is Metric

@@ -11,7 +11,15 @@ import json
 import math
 from typing import Any
 
-__all__ = ["encode_json", "wire_float"]
+__all__ = ["HOLDOUT_DTYPE_PATTERN", "encode_json", "wire_float"]
+
+#: The pandas dtypes a validate request's ``data.dtypes`` may name (``POST
+#: /api/v1/models/{name}/versions/{v}/validate``): a closed list -- no fixed-width byte strings
+#: that could ask for gigabytes per cell, nothing pandas would need a plug-in for.
+HOLDOUT_DTYPE_PATTERN = (
+    r"^(bool|boolean|u?int(8|16|32|64)|U?Int(8|16|32|64)|float(32|64)|Float(32|64)|string|object"
+    r"|category|datetime64\[(s|ms|us|ns)(, ?UTC)?\]|timedelta64\[(s|ms|us|ns)\])$"
+)
 
 
 def wire_float(value: float) -> float | str:

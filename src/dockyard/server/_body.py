@@ -5,8 +5,8 @@ limit (``settings.max_body_bytes``) is checked twice: against a declared ``Conte
 before the application runs, and against the bytes actually received, for chunked bodies or a
 lying header. Either way the answer is 413 ``payload_too_large`` in the usual error envelope.
 
-Artifact uploads (``PUT /api/v1/runs/{run_id}/artifacts/{path}``) are streamed to the artifact
-store, never held in memory, and have their own, much larger limit
+Artifact uploads (``PUT /api/v1/runs/{run_id}/artifacts/{path}``, ``POST /api/v1/blobs``) are
+streamed to the artifact store, never held in memory, and have their own, much larger limit
 (``settings.max_artifact_bytes``) enforced while streaming; they are exempt here.
 """
 
@@ -24,11 +24,16 @@ from dockyard.server.errors import error_response
 __all__ = ["BodyLimitMiddleware", "is_artifact_upload"]
 
 _ARTIFACT_UPLOAD = re.compile(r"^/api/v1/runs/[^/]+/artifacts/")
+_BLOB_UPLOAD = "/api/v1/blobs"
 
 
 def is_artifact_upload(scope: Scope) -> bool:
-    """True for the streamed artifact upload route, which has its own limit."""
-    return scope.get("method") == "PUT" and bool(_ARTIFACT_UPLOAD.match(scope.get("path", "")))
+    """True for the streamed upload routes (run artifacts, registry blobs), which have their
+    own limit."""
+    method, path = scope.get("method"), scope.get("path", "")
+    if method == "PUT":
+        return bool(_ARTIFACT_UPLOAD.match(path))
+    return method == "POST" and path == _BLOB_UPLOAD
 
 
 class _BodyTooLarge(Exception):

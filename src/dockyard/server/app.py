@@ -11,6 +11,8 @@ for the REST shape:
 * :mod:`dockyard.server.routes.runs` -- ``/api/v1/runs...``
 * :mod:`dockyard.server.routes.artifacts` -- ``/api/v1/runs/{run_id}/artifacts...``
 * :mod:`dockyard.server.routes.audit` -- ``/api/v1/audit``
+* :mod:`dockyard.server.routes.models` -- ``/api/v1/models...`` (the model registry) and
+  ``/api/v1/blobs``
 * :mod:`dockyard.server.routes.meta` -- ``/healthz``
 
 OpenAPI is at ``/api/v1/openapi.json`` and interactive docs at ``/api/v1/docs``. Errors always
@@ -33,7 +35,7 @@ from dockyard.core.config import SETTINGS, Settings, load_settings
 from dockyard.server._body import BodyLimitMiddleware
 from dockyard.server._json import JSONResponse
 from dockyard.server.errors import CatchAllMiddleware, install_error_handlers
-from dockyard.server.routes import artifacts, audit, experiments, meta, runs
+from dockyard.server.routes import artifacts, audit, experiments, meta, models, runs
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_env", "run"]
 
@@ -84,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CatchAllMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (experiments, runs, artifacts, audit):
+    for module in (experiments, runs, artifacts, audit, models):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(meta.router)

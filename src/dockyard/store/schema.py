@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -158,4 +159,147 @@ audit_events = Table(
     Column("resource_type", String(64), nullable=False),
     Column("resource_id", String(256), nullable=False),
     Column("details", JSON, nullable=False),
+)
+
+# -- model registry (migration 0002) ----------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("owner", String(256), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Versions are numbered per model; the composite primary key is what makes two concurrent
+# registrations of the same model end with distinct numbers (the loser's insert fails and the
+# store retries it).
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("source", String(1024), nullable=False),
+    Column("run_id", String(32), nullable=True, index=True),
+    Column("package_digest", String(64), nullable=False),
+    Column("flavor", String(64), nullable=False),
+    Column("task", String(32), nullable=True),
+    Column("signature", JSON, nullable=False),
+    Column("trusted_pickle", Boolean, nullable=False),
+    Column("datasets", JSON, nullable=False),
+    Column("code", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("replacement_version", Integer, nullable=True),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+model_version_files = Table(
+    "model_version_files",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+model_alias_events = Table(
+    "model_alias_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Index("ix_model_alias_events_name_alias", "name", "alias"),
+)
+
+model_status_events = Table(
+    "model_status_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
+    Index("ix_model_status_events_name_version", "name", "version"),
+)
+
+model_validations = Table(
+    "model_validations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("against_version", Integer, nullable=True),
+    Column("passed", Boolean, nullable=False),
+    Column("checks", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("data_digest", String(64), nullable=False),
+    Column("num_rows", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Index("ix_model_validations_name_version", "name", "version"),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
@@ -31,6 +32,7 @@ from dockyard.core.entities import (
 )
 from dockyard.core.errors import AlreadyExists, Conflict, Unavailable
 from dockyard.store import schema as t
+from dockyard.store._registry_sql import RegistryUnit
 from dockyard.store.engine import Engines, create_engines, ensure_migrated, redact_url
 
 T = TypeVar("T")
@@ -47,7 +49,24 @@ def _metric_value(row: Any) -> float:
     return math.nan if row.is_nan else float(row.value)
 
 
-class SqlUnit:
+_INSERT_AUDIT = insert(t.audit_events)
+
+#: Sort key of metric points by (step, timestamp): the order that decides the latest point.
+_STEP_TIMESTAMP = itemgetter(3, 2)
+
+# The latest point per (run, key), kept only if the new one is not older: driver SQL, the same
+# on SQLite and PostgreSQL ("?" becomes the driver's placeholder).
+_UPSERT_LATEST = (
+    'INSERT INTO latest_metrics (run_id, "key", value, is_nan, "timestamp", step) '
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    'ON CONFLICT (run_id, "key") DO UPDATE SET value = excluded.value, '
+    'is_nan = excluded.is_nan, "timestamp" = excluded."timestamp", step = excluded.step '
+    "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+    'AND excluded."timestamp" >= latest_metrics."timestamp")'
+)
+
+
+class SqlUnit(RegistryUnit):
     """Repository methods bound to one connection inside one transaction."""
 
     def __init__(self, conn: Connection) -> None:
@@ -60,6 +79,23 @@ class SqlUnit:
 
     def _insert(self, table: t.Table) -> Any:
         return (pg.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of one hot read as plain driver tuples, without building a SQLAlchemy Row
+        per row. It runs in the unit's transaction (begun here if no statement began it yet,
+        as ``conn.execute`` would), and driver errors are raised as SQLAlchemy's."""
+        conn = self.conn
+        if not conn.in_transaction():
+            conn.begin()
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()  # type: ignore[no-any-return]
+        except dbapi_error as exc:
+            raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
+        finally:
+            cursor.close()
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -188,10 +224,11 @@ class SqlUnit:
 
     def run_exists(self, run_id: str) -> tuple[str, str] | None:
         """(status, lifecycle_stage) of the run, or None."""
-        row = self.conn.execute(
-            select(t.runs.c.status, t.runs.c.lifecycle_stage).where(t.runs.c.run_id == run_id)
-        ).first()
-        return None if row is None else (row.status, row.lifecycle_stage)
+        # Checked before every write to a run: plain driver SQL, no statement to compile.
+        rows = self._fetch(
+            f"SELECT status, lifecycle_stage FROM runs WHERE run_id = {self._mark()}", (run_id,)
+        )
+        return None if not rows else (rows[0][0], rows[0][1])
 
     def get_run(self, run_id: str) -> Run | None:
         row = self.conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
@@ -338,67 +375,49 @@ class SqlUnit:
         return bool(result.rowcount)
 
     def log_metrics(self, run_id: str, points: Sequence[Metric]) -> None:
-        rows: list[tuple[Any, ...]] = []
-        latest: dict[str, Metric] = {}
-        for m in points:
-            nan = m.value != m.value
-            rows.append((run_id, m.key, None if nan else m.value, nan, m.timestamp, m.step))
-            cur = latest.get(m.key)
-            if cur is None or (m.step, m.timestamp) >= (cur.step, cur.timestamp):
-                latest[m.key] = m
         # The hot path of metric logging: a driver-level executemany of plain tuples is several
-        # times faster than building a parameter dict per row through the SQL compiler.
+        # times faster than building a parameter dict per row through the SQL compiler. A NaN
+        # is stored as a NULL value with is_nan set.
+        rows = [
+            (run_id, key, None, True, ts, step)
+            if value != value
+            else (run_id, key, value, False, ts, step)
+            for key, value, ts, step in points
+        ]
         mark = self._mark()
         self.conn.exec_driver_sql(
             'INSERT INTO metrics (run_id, "key", value, is_nan, "timestamp", step) '
             f"VALUES ({', '.join([mark] * 6)})",
             rows,
         )
-        stmt = self._insert(t.latest_metrics)
-        lm = t.latest_metrics.c
-        newer = or_(
-            stmt.excluded.step > lm.step,
-            and_(stmt.excluded.step == lm.step, stmt.excluded.timestamp >= lm.timestamp),
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id", "key"],
-            set_={
-                "value": stmt.excluded.value,
-                "is_nan": stmt.excluded.is_nan,
-                "timestamp": stmt.excluded.timestamp,
-                "step": stmt.excluded.step,
-            },
-            where=newer,
-        )
-        self.conn.execute(
-            stmt,
+        # The newest point per key: the largest (step, timestamp), the later one in the batch on
+        # a tie (the sort is stable and the dict keeps the last point of each key).
+        latest = {m[0]: m for m in sorted(points, key=_STEP_TIMESTAMP)}
+        self.conn.exec_driver_sql(
+            _UPSERT_LATEST.replace("?", mark),
             [
-                {
-                    "run_id": run_id,
-                    "key": m.key,
-                    "value": None if m.value != m.value else m.value,
-                    "is_nan": m.value != m.value,
-                    "timestamp": m.timestamp,
-                    "step": m.step,
-                }
-                for m in latest.values()
+                (run_id, key, None, True, ts, step)
+                if value != value
+                else (run_id, key, value, False, ts, step)
+                for key, value, ts, step in latest.values()
             ],
         )
 
     def metric_history(self, run_id: str, key: str, limit: int, offset: int) -> list[Metric]:
-        # Hot read path: plain driver tuples, no per-row SQLAlchemy processing.
+        # Hot read path: plain driver tuples, no per-row SQLAlchemy processing. A NaN is stored
+        # as a NULL value (see log_metrics), so the value column alone tells it.
         mark = self._mark()
-        rows = self.conn.exec_driver_sql(
-            'SELECT value, is_nan, "timestamp", step FROM metrics '
+        rows = self._fetch(
+            'SELECT value, "timestamp", step FROM metrics '
             f'WHERE run_id = {mark} AND "key" = {mark} '
             f'ORDER BY step, "timestamp", id LIMIT {mark} OFFSET {mark}',
             (run_id, key, limit, offset),
-        ).fetchall()
+        )
         nan = math.nan
         new = tuple.__new__
         return [
-            new(Metric, (key, nan if is_nan else value, ts, step))
-            for value, is_nan, ts, step in rows
+            new(Metric, (key, nan if value is None else value, ts, step))
+            for value, ts, step in rows
         ]
 
     def metric_count(self, run_id: str, key: str | None = None) -> int:
@@ -489,15 +508,17 @@ class SqlUnit:
         details: dict[str, Any],
         now: int,
     ) -> None:
+        # One statement object for every event: SQLAlchemy compiles it once and reuses it.
         self.conn.execute(
-            insert(t.audit_events).values(
-                time=now,
-                actor=actor,
-                action=action,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                details=details,
-            )
+            _INSERT_AUDIT,
+            {
+                "time": now,
+                "actor": actor,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "details": details,
+            },
         )
 
     def list_audit(self, query: AuditQuery, limit: int, offset: int) -> list[AuditEvent]:

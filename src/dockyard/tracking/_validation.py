@@ -79,6 +79,8 @@ def check_text(kind: str, text: str, max_len: int) -> str:
 
 def param_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_PARAM_VALUE and "\x00" not in text:
+        return text  # the usual case, without the calls below
     check_text(f"param {key!r} value", text, 10**9)
     if len(text) > MAX_PARAM_VALUE:
         raise InvalidInput(
@@ -89,6 +91,8 @@ def param_value(key: str, value: Any) -> str:
 
 def tag_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_TAG_VALUE and "\x00" not in text:
+        return text  # the usual case, without the calls below
     check_text(f"tag {key!r} value", text, 10**9)
     if len(text) > MAX_TAG_VALUE:
         raise InvalidInput(

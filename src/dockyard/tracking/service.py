@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -384,9 +385,27 @@ class TrackingService(BatchShortcuts):
         self.store.write(fn)
 
     def _clean_metrics(self, metrics: Iterable[Metric | Mapping[str, Any]]) -> list[Metric]:
+        batch = (
+            metrics
+            if isinstance(metrics, list | tuple)
+            else list(islice(metrics, MAX_BATCH_METRICS + 1))
+        )
+        if 0 < len(batch) <= MAX_BATCH_METRICS and set(map(type, batch)) == {Metric}:
+            # Fast path for points the SDK built (floats and ints already): check each column
+            # in one pass, and each distinct key once, in batch order so the first bad key is
+            # the one named. Anything else takes the point-by-point path below.
+            keys, values, timestamps, steps = zip(*batch, strict=True)
+            if set(map(type, values)) == {float} and set(map(type, timestamps)) == set(
+                map(type, steps)
+            ) == {int}:
+                for key in dict.fromkeys(keys):
+                    v.check_key("metric", key)
+                if -(2**63) <= min(timestamps) and max(timestamps) < 2**63:
+                    if -(2**63) <= min(steps) and max(steps) < 2**63:
+                        return list(batch)
         points: list[Metric] = []
         default_ts = None
-        for m in metrics:
+        for m in batch:
             if (
                 type(m) is Metric
                 and type(m.value) is float
@@ -455,9 +474,11 @@ class TrackingService(BatchShortcuts):
         offset = paging.decode_token(page_token, q)
 
         def fn(u: Unit) -> list[Metric]:
-            if u.run_exists(run_id) is None:
+            points = u.metric_history(run_id, key, limit + 1, offset)
+            # A point implies its run (a foreign key): look the run up only for an empty page.
+            if not points and u.run_exists(run_id) is None:
                 raise NotFound(f"run {run_id} does not exist", run_id=run_id)
-            return u.metric_history(run_id, key, limit + 1, offset)
+            return points
 
         items = self.store.read(fn)
         token = paging.encode_token(offset + limit, q) if len(items) > limit else None
