@@ -118,3 +118,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(fluent, "_buffer", None)
     monkeypatch.setattr(fluent, "_stack", [])
     return tmp_path
+
+
+@pytest.fixture
+def sdk_store(home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Local mode on a fresh home whose metadata store is SQLite or PostgreSQL."""
+    import dockyard as dy
+    from dockyard.client import client as client_module
+
+    monkeypatch.setenv("DOCKYARD_DB_URL", db_url)
+    yield home
+    dy.end_run()
+    # Close the process-wide backend of this store (its pool) before the schema is dropped.
+    for key in [k for k in client_module._backends if k[0] == db_url]:
+        client_module._backends.pop(key).close()

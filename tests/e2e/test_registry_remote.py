@@ -10,14 +10,8 @@ equal once ids and clock times are replaced by stable labels.
 
 from __future__ import annotations
 
-import http.client
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +26,10 @@ from dockyard.core.config import load_settings
 from dockyard.core.entities import DatasetInput
 from dockyard.core.errors import AlreadyExists, DockyardError, InvalidInput, NotFound
 
+from ._server import Server
+
 pytestmark = pytest.mark.e2e
 
-SRC = Path(__file__).parents[2] / "src"
 _VOLATILE = {
     "creation_time",
     "last_update_time",
@@ -45,57 +40,6 @@ _VOLATILE = {
     "timestamp",
     "event_id",
 }
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=1)
-        conn.request("GET", "/healthz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("registry-server-home")
-    log = home.parent / f"{home.name}.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["DOCKYARD_HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    code = (
-        "import sys\n"
-        "from dockyard.server.app import run\n"
-        "run(host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')\n"
-    )
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as log_file:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(port)], env=env, stdout=log_file, stderr=log_file
-        )
-        try:
-            while not _healthy(url):
-                if process.poll() is not None or time.monotonic() - started > 20:
-                    pytest.fail(f"server did not become healthy:\n{log.read_text()}")
-                time.sleep(0.02)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _client(home: Path, uri: str | None = None) -> Client:
@@ -272,10 +216,10 @@ def scenario(client: Client, packages: dict[str, Path], work: Path) -> dict[str,
 
 
 def test_local_and_remote_registry_give_the_same_results(
-    server_url: str, packages: dict[str, Path], tmp_path: Path
+    server: Server, packages: dict[str, Path], tmp_path: Path
 ) -> None:
     local = _client(tmp_path / "local-home")
-    remote = _client(tmp_path / "remote-client-home", server_url)
+    remote = _client(tmp_path / "remote-client-home", server.url)
     assert not local.is_remote and remote.is_remote
     expected = scenario(local, packages, tmp_path / "local-work")
     got = scenario(remote, packages, tmp_path / "remote-work")
@@ -290,8 +234,8 @@ def test_local_and_remote_registry_give_the_same_results(
     assert [v["version"] for v in expected["resolved"]] == [1, 1, 3, 3]
 
 
-def test_remote_errors_are_the_service_classes(server_url: str, tmp_path: Path) -> None:
-    remote = _client(tmp_path / "home", server_url)
+def test_remote_errors_are_the_service_classes(server: Server, tmp_path: Path) -> None:
+    remote = _client(tmp_path / "home", server.url)
     with pytest.raises(NotFound):
         remote.get_registered_model("never-created")
     with pytest.raises(InvalidInput):

@@ -15,13 +15,7 @@ import http.client
 import io
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,72 +34,13 @@ from dockyard.core.errors import (
 )
 from dockyard.governance.audit import Actor
 
+from ._server import Server, free_port
+
 pytestmark = pytest.mark.e2e
 
-SRC = Path(__file__).parents[2] / "src"
 TOKEN = "dy-e2e-secret-token-0123456789"
 # Drop fields that only say when or where something happened.
 _VOLATILE = {"creation_time", "last_update_time", "artifact_location", "time", "event_id"}
-
-
-@dataclass
-class Server:
-    url: str
-    home: Path
-    log: Path
-    process: subprocess.Popen[bytes]
-    seconds_to_healthy: float
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=1)
-        conn.request("GET", "/healthz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("server-home")
-    log = home.parent / f"{home.name}.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["DOCKYARD_HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    code = (
-        "import sys\n"
-        "from dockyard.server.app import run\n"
-        "run(host='127.0.0.1', port=int(sys.argv[1]), log_level='info')\n"
-    )
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as log_file:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(port)], env=env, stdout=log_file, stderr=log_file
-        )
-        try:
-            while not _healthy(url):
-                if process.poll() is not None or time.monotonic() - started > 20:
-                    pytest.fail(f"server did not become healthy:\n{log.read_text()}")
-                time.sleep(0.02)
-            yield Server(url, home, log, process, time.monotonic() - started)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture
@@ -358,7 +293,7 @@ def test_remote_errors_are_the_service_classes(remote: RestTrackingService) -> N
 
 
 def test_unreachable_server_raises_unavailable_naming_the_url() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with RestTrackingService(url, timeout=2) as service, pytest.raises(Unavailable) as info:
         service.list_experiments()
     assert url in str(info.value)

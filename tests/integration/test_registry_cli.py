@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +42,7 @@ def _log(model: Any, x: Any, name: str) -> str:
 
 
 @pytest.fixture
-def store(home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Local mode on a fresh home whose metadata store is SQLite or PostgreSQL."""
-    from dockyard.client import client as client_module
-
-    monkeypatch.setenv("DOCKYARD_DB_URL", db_url)
-    yield home
-    dy.end_run()
-    # Close the process-wide backend of this store (its pool) before the schema is dropped.
-    for key in [k for k in client_module._backends if k[0] == db_url]:
-        client_module._backends.pop(key).close()
-
-
-@pytest.fixture
-def runs(store: Path) -> dict[str, str]:
+def runs(sdk_store: Path) -> dict[str, str]:
     """Two logged models: a good one and a useless one (fitted on a shuffled label)."""
     from sklearn.linear_model import LogisticRegression
 

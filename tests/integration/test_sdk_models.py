@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,26 +45,13 @@ def _model(x: Any, y: Any) -> Any:
 
 
 @pytest.fixture
-def store(home: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Local mode on a fresh home whose metadata store is SQLite or PostgreSQL."""
-    from dockyard.client import client as client_module
-
-    monkeypatch.setenv("DOCKYARD_DB_URL", db_url)
-    yield home
-    dy.end_run()
-    # Close the process-wide backend of this store (its pool) before the schema is dropped.
-    for key in [k for k in client_module._backends if k[0] == db_url]:
-        client_module._backends.pop(key).close()
-
-
-@pytest.fixture
 def trained() -> tuple[Any, Any, Any]:
     x, y = _data()
     return _model(x, y), x, y
 
 
 def test_log_model_and_load_by_run_uri_predicts_the_same(
-    store: Path, trained: tuple[Any, Any, Any]
+    sdk_store: Path, trained: tuple[Any, Any, Any]
 ) -> None:
     import numpy as np
 
@@ -89,7 +75,7 @@ def test_log_model_and_load_by_run_uri_predicts_the_same(
 
 
 def test_log_model_registers_and_load_by_alias_and_version(
-    store: Path, trained: tuple[Any, Any, Any]
+    sdk_store: Path, trained: tuple[Any, Any, Any]
 ) -> None:
     import numpy as np
 
@@ -110,7 +96,7 @@ def test_log_model_registers_and_load_by_alias_and_version(
 
 
 def test_register_model_from_a_local_package_folder(
-    store: Path, tmp_path: Path, trained: tuple[Any, Any, Any]
+    sdk_store: Path, tmp_path: Path, trained: tuple[Any, Any, Any]
 ) -> None:
     import numpy as np
 

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
 from dockyard.core.errors import IntegrityError, InvalidInput, PermissionDenied, UnsafePath
@@ -40,6 +39,8 @@ from dockyard.registry.packaging import (
 from dockyard.registry.packaging.manifest import sha256_bytes
 from dockyard.registry.packaging.trust import dangerous_types
 
+from ._models import category_encoder
+
 # -- fixtures ---------------------------------------------------------------------------------
 
 
@@ -49,17 +50,9 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def features(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[list(FEATURE_COLUMNS)]
-
-
-@pytest.fixture(scope="module")
 def pipeline(frame: pd.DataFrame, features: pd.DataFrame) -> Any:
-    encode = ColumnTransformer(
-        [("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_COLUMNS))],
-        remainder="passthrough",
-    )
-    model = make_pipeline(encode, HistGradientBoostingClassifier(max_iter=15, random_state=0))
+    classifier = HistGradientBoostingClassifier(max_iter=15, random_state=0)
+    model = make_pipeline(category_encoder(), classifier)
     return model.fit(features, frame[LABEL_COLUMN])
 
 

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from skl2onnx import to_onnx
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
@@ -25,12 +24,10 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 from dockyard.core.errors import InvalidInput
 from dockyard.data.synthetic import (
-    CATEGORICAL_COLUMNS,
-    FEATURE_COLUMNS,
     LABEL_COLUMN,
     NUMERIC_COLUMNS,
     make_fraud_transactions,
@@ -44,15 +41,12 @@ from dockyard.registry.packaging import (
     save_model,
 )
 
+from ._models import category_encoder
+
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     return make_fraud_transactions(400, random_state=7, fraud_rate=0.1)
-
-
-@pytest.fixture(scope="module")
-def features(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[list(FEATURE_COLUMNS)]
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +65,6 @@ def _round_trip(model: Any, path: Path, example: Any, **kwargs: Any) -> LoadedMo
     return load_model(path, expected_digest=manifest.digest, trust_pickle=manifest.trusted_pickle)
 
 
-def _encoder() -> ColumnTransformer:
-    return ColumnTransformer(
-        [("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_COLUMNS))],
-        remainder="passthrough",
-    )
-
-
 # -- scikit-learn -----------------------------------------------------------------------------
 
 
@@ -93,7 +80,7 @@ def _encoder() -> ColumnTransformer:
 def test_sklearn_pipelines(
     tmp_path: Path, features: pd.DataFrame, label: pd.Series, estimator: Any
 ) -> None:
-    steps = [_encoder()]
+    steps = [category_encoder()]
     if not isinstance(estimator, HistGradientBoostingClassifier):
         steps += [SimpleImputer(), StandardScaler()]
     model = make_pipeline(*steps, estimator).fit(features, label)
@@ -121,7 +108,7 @@ def test_sklearn_regressor_and_string_labels(
     assert loaded.manifest.signature["outputs"]["dtype"] == "float64"
 
     names = label.map({0: "legit", 1: "fraud"})
-    classifier = make_pipeline(_encoder(), HistGradientBoostingClassifier(max_iter=10))
+    classifier = make_pipeline(category_encoder(), HistGradientBoostingClassifier(max_iter=10))
     classifier.fit(features, names)
     loaded = _round_trip(classifier, tmp_path / "c", features.head())
     assert loaded.classes == ["fraud", "legit"]
@@ -341,7 +328,7 @@ class ThresholdModel:
 def test_python_function_with_skops(
     tmp_path: Path, features: pd.DataFrame, label: pd.Series
 ) -> None:
-    inner = make_pipeline(_encoder(), HistGradientBoostingClassifier(max_iter=10)).fit(
+    inner = make_pipeline(category_encoder(), HistGradientBoostingClassifier(max_iter=10)).fit(
         features, label
     )
     model = ThresholdModel(inner, 0.2)

@@ -18,7 +18,8 @@ Wire details:
   streamed GET, checking it against the sha256 and size the registry recorded before it is
   renamed into place; ``materialize`` keeps verified packages in
   ``<home>/cache/packages/<package_digest>`` on this machine (``cache_dir`` to change it), and
-  ``load_model`` deserialises here, on the client, never on the server.
+  ``load_model`` deserialises here, on the client, never on the server. The cache and the
+  download folder work as the local service's do: both use :mod:`dockyard.registry.cache`.
 * ``create_model_version_from_files`` takes blobs already stored on the server; upload a local
   package's files first with :meth:`RestRegistryService.upload_blob` (``POST /api/v1/blobs``,
   streamed).
@@ -29,10 +30,7 @@ Wire details:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -47,7 +45,7 @@ from dockyard.client.rest import (
     _wire_map,
 )
 from dockyard.core.entities import Page
-from dockyard.core.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from dockyard.core.errors import IntegrityError, InvalidInput, NotFound
 from dockyard.core.registry_entities import (
     AliasEvent,
     ModelVersion,
@@ -56,6 +54,7 @@ from dockyard.core.registry_entities import (
     ValidationResult,
 )
 from dockyard.core.wire import HOLDOUT_DTYPE_PATTERN
+from dockyard.registry import cache as package_cache
 from dockyard.registry.uris import check_alias, check_model_name, check_version, parse_model_uri
 
 __all__ = ["RestRegistryService"]
@@ -391,42 +390,13 @@ class RestRegistryService(RestTransport):
         self, name: str, version: int | str, dest_dir: str | os.PathLike[str]
     ) -> Path:
         mv = self.get_model_version(name, version)
-        dest = Path(dest_dir)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise Conflict(f"{dest} exists and is not an empty folder; pick a new destination")
-        dest.mkdir(parents=True, exist_ok=True)
-        self._fill(dest, mv)
-        return dest
+        return package_cache.download_package(dest_dir, mv, self._fill)
 
     def materialize(self, name: str, version: int | str) -> Path:
         return self._materialize(self.get_model_version(name, version))
 
     def _materialize(self, mv: ModelVersion) -> Path:
-        from dockyard.artifacts import is_digest
-
-        if not is_digest(mv.package_digest):
-            raise IntegrityError(f"version {mv.version} of {mv.name!r} has a bad package digest")
-        final = self.cache_dir / mv.package_digest
-        if final.is_dir():
-            if _cache_ok(final, mv):
-                return final
-            junk = final.with_name(f".stale-{mv.package_digest[:16]}-{uuid.uuid4().hex}")
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(final, junk)
-            shutil.rmtree(junk, ignore_errors=True)
-        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{mv.package_digest[:16]}-", dir=self.cache_dir))
-        try:
-            self._fill(tmp, mv)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if final.is_dir() and _cache_ok(final, mv):  # another process finished first
-                    return final
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return final
+        return package_cache.materialize(self.cache_dir, mv, self._fill)
 
     def load_model(self, uri_or_ref: str, *, trust_pickle: bool = False) -> Any:
         from dockyard.registry import packaging
@@ -443,29 +413,3 @@ def _segs(path: str) -> str:
     if not isinstance(path, str):
         raise InvalidInput(f"expected a string, got {path!r}")
     return "/".join(_seg(part) for part in path.split("/"))
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _cache_ok(folder: Path, mv: ModelVersion) -> bool:
-    """True when ``folder`` holds exactly the version's files, each with its recorded size and
-    sha256 (a damaged or altered cache folder is rebuilt)."""
-    found: set[str] = set()
-    for root, _dirs, names in os.walk(folder):
-        for n in names:
-            found.add(Path(root, n).relative_to(folder).as_posix())
-    if found != set(mv.files):
-        return False
-    for rel, entry in mv.files.items():
-        p = folder / rel
-        if p.is_symlink() or p.stat().st_size != int(entry["size"]):
-            return False
-        if _sha256_file(p) != entry["sha256"]:
-            return False
-    return True

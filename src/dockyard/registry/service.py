@@ -43,9 +43,7 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +56,6 @@ from dockyard.core.entities import Page
 from dockyard.core.errors import (
     AlreadyExists,
     Conflict,
-    DockyardError,
     IntegrityError,
     InvalidInput,
     NotFound,
@@ -79,6 +76,7 @@ from dockyard.core.registry_entities import (
     ValidationResult,
 )
 from dockyard.governance.audit import Actor, now_ms, record_event
+from dockyard.registry import cache as package_cache
 from dockyard.registry.uris import (
     LATEST,
     ModelRef,
@@ -91,7 +89,7 @@ from dockyard.registry.uris import (
 if TYPE_CHECKING:
     from dockyard.store.base import Store, Unit
 
-MANIFEST = "manifest.json"
+MANIFEST = package_cache.MANIFEST
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_DESCRIPTION = 10_000
 MAX_REASON = 4_000
@@ -919,31 +917,7 @@ class RegistryService:
         return self._materialize(mv)
 
     def _materialize(self, mv: ModelVersion) -> Path:
-        if not is_digest(mv.package_digest):
-            raise IntegrityError(f"version {mv.version} of {mv.name!r} has a bad package digest")
-        final = self.cache_dir / mv.package_digest
-        if final.is_dir():
-            if self._cache_ok(final, mv):
-                return final
-            # Damaged or altered: move it aside (atomic) and rebuild from verified blobs.
-            junk = final.with_name(f".stale-{mv.package_digest[:16]}-{uuid.uuid4().hex}")
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(final, junk)
-            shutil.rmtree(junk, ignore_errors=True)
-        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{mv.package_digest[:16]}-", dir=self.cache_dir))
-        try:
-            self._fill(tmp, mv)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                # Another process finished first: use its folder if it verifies.
-                if final.is_dir() and self._cache_ok(final, mv):
-                    return final
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return final
+        return package_cache.materialize(self.cache_dir, mv, self._fill)
 
     def _fill(self, dest: Path, mv: ModelVersion) -> None:
         for path, f in sorted(mv.files.items()):
@@ -956,37 +930,6 @@ class RegistryService:
                     f"bytes in the artifact store, the registry recorded {f['size']}"
                 )
 
-    @staticmethod
-    def _cache_ok(folder: Path, mv: ModelVersion) -> bool:
-        """True when ``folder`` holds exactly the version's files, each with the right
-        size and sha256. manifest.json may differ (another version with the same package
-        digest) as long as it describes the same package digest."""
-        try:
-            found: set[str] = set()
-            for root, _dirs, names in os.walk(folder):
-                for n in names:
-                    found.add(Path(root, n).relative_to(folder).as_posix())
-            if found != set(mv.files):
-                return False
-            for path, f in mv.files.items():
-                p = folder / path
-                if p.is_symlink():
-                    return False
-                if path == MANIFEST:
-                    continue
-                if p.stat().st_size != int(f["size"]) or _sha256_file(p) != f["sha256"]:
-                    return False
-            manifest = folder / MANIFEST
-            raw = manifest.read_bytes()
-            if (
-                hashlib.sha256(raw, usedforsecurity=False).hexdigest()
-                == (mv.files[MANIFEST]["sha256"])
-            ):
-                return True
-            return _digest_of_manifest(raw) == mv.package_digest
-        except (OSError, ValueError, DockyardError):
-            return False
-
     def download_package(
         self, name: str, version: int | str, dest_dir: str | os.PathLike[str]
     ) -> Path:
@@ -994,20 +937,7 @@ class RegistryService:
         verified against its recorded sha256; returns ``dest_dir``. Audited
         (``model_version.download``)."""
         mv = self.get_model_version(name, version)
-        dest = Path(dest_dir)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise Conflict(f"{dest} exists and is not an empty folder; pick a new destination")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Built beside the destination and renamed into place: a failed download (a damaged
-        # blob...) leaves nothing behind.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-        try:
-            self._fill(tmp, mv)
-            if dest.exists():
-                dest.rmdir()  # empty, checked above
-            os.rename(tmp, dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        dest = package_cache.download_package(dest_dir, mv, self._fill)
         self._audit_download(mv, "download_package")
         return dest
 
@@ -1410,21 +1340,6 @@ def _allowed_text(current: str) -> str:
     if not allowed:
         return f"{current} is a final status: no transition is allowed"
     return f"allowed from {current}: {', '.join(allowed)}"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _digest_of_manifest(raw: bytes) -> str:
-    """The package digest a manifest describes (the packaging layer's definition)."""
-    from dockyard.registry.packaging.manifest import Manifest
-
-    return Manifest.from_dict(json.loads(raw)).digest
 
 
 def _as_frame(data: Any) -> Any:

@@ -27,75 +27,28 @@ longer match their digest, the transfer is aborted before its end, never complet
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from functools import partial
-
-import anyio
-import anyio.from_thread
-import anyio.to_thread
 from fastapi import APIRouter
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from dockyard.core.errors import InvalidInput, PayloadTooLarge
-from dockyard.server.routes._common import Tracking, ok, page
+from dockyard.server.routes._common import (
+    Tracking,
+    ok,
+    page,
+    receive_upload,
+    streamed_download,
+)
 
 router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
 
 
-def _blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    """Iterate an async byte stream from a worker thread (the service's I/O is blocking)."""
-
-    async def next_chunk() -> bytes | None:
-        try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
-            return None
-
-    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
-        if chunk:
-            yield chunk
-
-
-def _last_chunk_after_verification(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Forward ``chunks`` one step behind.
-
-    The store checks a blob's hash after reading its last byte and raises there if it does not
-    match. Holding each chunk back until the next one has been read means the final chunk is
-    sent only once that check has passed: a corrupted blob leaves the body short of its
-    ``Content-Length``, so every client sees a broken transfer, not a complete-looking file.
-    """
-    held: bytes | None = None
-    for chunk in chunks:
-        if held is not None:
-            yield held
-        held = chunk
-    if held is not None:
-        yield held
-
-
 @router.put("/{path:path}", status_code=201, summary="Upload an artifact file (raw body)")
 async def upload_artifact(run_id: str, path: str, request: Request, service: Tracking) -> Response:
-    limit = int(request.app.state.settings.max_artifact_bytes)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        # Refuse before writing a byte; put_stream enforces the same limit on what arrives.
-        raise PayloadTooLarge(
-            f"artifact upload of {declared} bytes is larger than the limit of {limit} bytes "
-            "(server setting max_artifact_bytes)",
-            max_bytes=limit,
-        )
-    stream = request.stream()
-    upload = partial(
-        service.upload_artifact, run_id, path, _blocking_chunks(stream), max_bytes=limit
+    stored = await receive_upload(
+        request,
+        "artifact",
+        lambda chunks, limit: service.upload_artifact(run_id, path, chunks, max_bytes=limit),
     )
-    try:
-        stored = await anyio.to_thread.run_sync(upload)
-    except ClientDisconnect:
-        raise InvalidInput("the client disconnected before the upload was complete") from None
-    finally:
-        # Close the request stream here, on the event loop, whatever the worker thread did.
-        await stream.aclose()
     return ok(stored.to_dict(), 201)
 
 
@@ -112,16 +65,5 @@ def list_artifacts(run_id: str, service: Tracking, path: str = "") -> Response:
 )
 def download_artifact(run_id: str, path: str, service: Tracking) -> Response:
     info, chunks = service.open_artifact(run_id, path)
-    headers = {
-        "Content-Length": str(info.size),
-        # The digest comes from our own store (64 hex characters), not from the request.
-        "X-Dockyard-Digest": str(info.digest),
-        # No filename: it would reflect user text into a header.
-        "Content-Disposition": "attachment",
-        "X-Content-Type-Options": "nosniff",
-    }
-    return StreamingResponse(
-        _last_chunk_after_verification(chunks),
-        media_type="application/octet-stream",
-        headers=headers,
-    )
+    # The digest comes from our own store (64 hex characters), not from the request.
+    return streamed_download(chunks, info.size, str(info.digest))

@@ -55,20 +55,23 @@ refuses ``trust_pickle: true`` (403): it never unpickles because a request asks 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from dockyard.core.errors import InvalidInput, PayloadTooLarge, PermissionDenied
+from dockyard.core.errors import PermissionDenied
 from dockyard.core.paging import MAX_PAGE_SIZE
-from dockyard.server.routes._common import no_content, ok, page, page_of, request_actor
+from dockyard.server.routes._common import (
+    no_content,
+    ok,
+    page,
+    page_of,
+    receive_upload,
+    request_actor,
+    streamed_download,
+)
 from dockyard.server.schemas_registry import (
     CreateModelVersion,
     CreateRegisteredModel,
@@ -297,18 +300,6 @@ def list_files(name: str, version: Version, service: Registry) -> Response:
     return ok({"items": items, "next_page_token": None})
 
 
-def _last_chunk_after_verification(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Forward ``chunks`` one step behind, so a corrupted blob never completes its body (the
-    store checks the hash after the last byte; see the artifact routes)."""
-    held: bytes | None = None
-    for chunk in chunks:
-        if held is not None:
-            yield held
-        held = chunk
-    if held is not None:
-        yield held
-
-
 @router.get(
     "/models/{name}/versions/{version}/files/{path:path}",
     summary="Download one file of a version's package",
@@ -317,34 +308,11 @@ def _last_chunk_after_verification(chunks: Iterator[bytes]) -> Iterator[bytes]:
 )
 def download_file(name: str, version: Version, path: str, service: Registry) -> Response:
     entry, chunks = service.open_package_file(name, version, path)
-    headers = {
-        "Content-Length": str(int(entry["size"])),
-        "X-Dockyard-Digest": str(entry["sha256"]),  # from our own records, not the request
-        "Content-Disposition": "attachment",
-        "X-Content-Type-Options": "nosniff",
-    }
-    return StreamingResponse(
-        _last_chunk_after_verification(chunks),
-        media_type="application/octet-stream",
-        headers=headers,
-    )
+    # Size and digest from our own records, not the request.
+    return streamed_download(chunks, int(entry["size"]), str(entry["sha256"]))
 
 
 # -- blobs ---------------------------------------------------------------------------------------
-
-
-def _blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    """Iterate an async byte stream from a worker thread (the artifact store's I/O blocks)."""
-
-    async def next_chunk() -> bytes | None:
-        try:
-            return await stream.__anext__()
-        except StopAsyncIteration:
-            return None
-
-    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
-        if chunk:
-            yield chunk
 
 
 @router.post(
@@ -356,21 +324,10 @@ def _blocking_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
 async def upload_blob(request: Request) -> Response:
     """For registering a local package: upload each file, then ``POST /models/{name}/versions``
     with ``{files}``. A blob nothing refers to is never listed and costs only its bytes."""
-    limit = int(request.app.state.settings.max_artifact_bytes)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"blob upload of {declared} bytes is larger than the limit of {limit} bytes "
-            "(server setting max_artifact_bytes)",
-            max_bytes=limit,
-        )
     backend: Backend = request.app.state.backend
-    stream = request.stream()
-    put = partial(backend.artifacts.put_stream, _blocking_chunks(stream), max_bytes=limit)
-    try:
-        info = await anyio.to_thread.run_sync(put)
-    except ClientDisconnect:
-        raise InvalidInput("the client disconnected before the upload was complete") from None
-    finally:
-        await stream.aclose()
+    info = await receive_upload(
+        request,
+        "blob",
+        lambda chunks, limit: backend.artifacts.put_stream(chunks, max_bytes=limit),
+    )
     return ok({"sha256": info.digest, "size": info.size}, 201)

@@ -1,0 +1,82 @@
+"""Start a real Dockyard server process on a free loopback port, as ``dockyard server`` does."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[2] / "src"
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    seconds_to_healthy: float
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=1)
+        conn.request("GET", "/healthz")
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+@contextmanager
+def running_server(home: Path, log_level: str = "info") -> Iterator[Server]:
+    """``dockyard.server.app.run`` in a subprocess with ``DOCKYARD_HOME=home`` (and no other
+    ``DOCKYARD_*`` variable), its output in ``<home>.log``; stopped on exit."""
+    log = home.parent / f"{home.name}.log"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env["DOCKYARD_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    code = (
+        "import sys\n"
+        "from dockyard.server.app import run\n"
+        "run(host='127.0.0.1', port=int(sys.argv[1]), log_level=sys.argv[2])\n"
+    )
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as log_file:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(port), log_level],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        try:
+            while not _healthy(url):
+                if process.poll() is not None or time.monotonic() - started > 20:
+                    pytest.fail(f"server did not become healthy:\n{log.read_text()}")
+                time.sleep(0.02)
+            yield Server(url, home, log, process, time.monotonic() - started)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
