@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).parents[2] / "src" / "dockyard"
-SERVICES = ["core", "store", "artifacts", "data", "tracking", "governance"]
+SERVICES = ["core", "store", "artifacts", "data", "tracking", "registry", "governance"]
 SHELL_IMPORT = re.compile(
     r"^\s*(from|import)\s+(fastapi|starlette|typer|click|uvicorn|dockyard\.(server|cli))\b", re.M
 )
@@ -38,6 +38,12 @@ def test_cli_help_loads_no_heavy_dependency() -> None:
         "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])"
     )
     assert not {"sqlalchemy", "pandas", "sklearn", "numpy", "fastapi", "httpx"} & loaded
+
+
+def test_remote_clients_load_no_store() -> None:
+    """A laptop talking to a server needs neither SQLAlchemy nor the data stack to connect."""
+    loaded = _modules_loaded("import dockyard.client.rest, dockyard.client.rest_registry")
+    assert not {"sqlalchemy", "alembic", "pandas", "sklearn", "numpy"} & loaded
 
 
 def test_services_and_foundations_never_import_a_shell() -> None:
