@@ -199,6 +199,24 @@ def test_round_trip_with_expected_digest(package: Path, pipeline: Any, features:
     assert load_model(package, expected_digest=f"sha256:{digest.upper()}").digest == digest
 
 
+def test_loading_a_package_again_gives_an_independent_model_and_still_verifies(
+    tmp_path: Path, package: Path, pipeline: Any, features: Any
+) -> None:
+    pkg = _copy(package, tmp_path / "again")
+    first, second = load_model(pkg), load_model(pkg)
+    assert first.raw is not second.raw
+    first.raw.set_params(memory="changed")  # a change to one copy does not reach the other
+    assert second.raw.get_params()["memory"] is None
+    assert load_model(pkg).raw.get_params()["memory"] is None
+    np.testing.assert_array_equal(second.predict(features), pipeline.predict(features))
+    # Deserialised before, but the files are checked on every load all the same.
+    data = bytearray((pkg / "model.skops").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (pkg / "model.skops").write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=r"'model.skops' does not match its sha256"):
+        load_model(pkg)
+
+
 @pytest.mark.parametrize("name", ["model.skops", "input_example.json", "requirements.txt"])
 def test_flipped_byte_is_refused(tmp_path: Path, package: Path, name: str) -> None:
     pkg = _copy(package, tmp_path / "p")
