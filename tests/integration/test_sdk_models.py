@@ -74,6 +74,27 @@ def test_log_model_and_load_by_run_uri_predicts_the_same(
         dy.load_model(info, extra_columns="ignore")
 
 
+def test_the_extra_columns_setting_is_the_default(
+    home: Path, trained: tuple[Any, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dockyard.client.fluent as fluent
+
+    model, x, _ = trained
+    with dy.start_run(experiment="models"):
+        info = dy.log_model(model, "model", input_example=x.head(5))
+    monkeypatch.setenv("DOCKYARD_MODEL_EXTRA_COLUMNS", "reject")
+    monkeypatch.setattr(fluent, "_client", None)  # settings are read when the client is made
+    with pytest.raises(dy.InvalidInput, match="extra"):
+        dy.load_model(info).predict(x.assign(surprise=1.0))
+    # The argument wins over the setting.
+    with pytest.warns(UserWarning, match="surprise"):
+        dy.load_model(info, extra_columns="drop").predict(x.assign(surprise=1.0))
+    monkeypatch.setenv("DOCKYARD_MODEL_EXTRA_COLUMNS", "ignore")
+    monkeypatch.setattr(fluent, "_client", None)
+    with pytest.raises(dy.InvalidInput, match="DOCKYARD_MODEL_EXTRA_COLUMNS"):
+        dy.load_model(info)
+
+
 def test_log_model_registers_and_load_by_alias_and_version(
     sdk_store: Path, trained: tuple[Any, Any, Any]
 ) -> None:

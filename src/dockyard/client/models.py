@@ -239,7 +239,7 @@ def load_model(
     uri: str | os.PathLike[str],
     *,
     trust_pickle: bool = False,
-    extra_columns: str = "drop",
+    extra_columns: str | None = None,
     client: Client | None = None,
 ) -> LoadedModel:
     """Load a model package by URI or local folder; returns an object with ``predict``.
@@ -250,10 +250,18 @@ def load_model(
     the manifest against the package digest the registry recorded, before anything is
     deserialised: a tampered package raises :class:`~dockyard.core.errors.IntegrityError`.
     ``extra_columns`` says what ``predict`` does with input columns the signature does not
-    name: ``"drop"`` them (one ``UserWarning`` per column) or ``"reject"`` the input.
+    name: ``"drop"`` them (one ``UserWarning`` per column) or ``"reject"`` the input; by
+    default the ``model_extra_columns`` setting (``DOCKYARD_MODEL_EXTRA_COLUMNS``, ``drop``).
     """
     from dockyard.registry.packaging.api import EXTRA_COLUMNS_MODES
 
+    if extra_columns is None:
+        extra_columns = str((client or _client()).settings.model_extra_columns)
+        if extra_columns not in EXTRA_COLUMNS_MODES:
+            raise InvalidInput(
+                f"setting DOCKYARD_MODEL_EXTRA_COLUMNS must be one of "
+                f"{list(EXTRA_COLUMNS_MODES)}, not {extra_columns!r}"
+            )
     if extra_columns not in EXTRA_COLUMNS_MODES:
         raise InvalidInput(
             f"extra_columns must be one of {list(EXTRA_COLUMNS_MODES)}, not {extra_columns!r}"

@@ -84,6 +84,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("metric_batch_size", int, 1000, "Largest number of metric points in one flush."),
     Setting("sqlite_busy_timeout", float, 60.0, "Seconds a SQLite writer waits for the lock."),
+    Setting(
+        "model_extra_columns",
+        str,
+        "drop",
+        "What a loaded model's predict does with input columns its signature does not name: "
+        "'drop' them with a warning, or 'reject' the input.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
