@@ -14,6 +14,7 @@ from dockyard.core.config import Settings, load_settings
 if TYPE_CHECKING:
     from dockyard.artifacts import ArtifactStore
     from dockyard.governance.audit import Actor
+    from dockyard.governance.identity import IdentityService
     from dockyard.registry.service import RegistryService
     from dockyard.store.sql import SqlStore
     from dockyard.tracking.service import TrackingService
@@ -52,6 +53,11 @@ class Backend:
             actor,
             cache_dir=self.settings.home_path / "cache" / "packages",
         )
+
+    def identity(self, actor: Actor) -> IdentityService:
+        from dockyard.governance.identity import IdentityService
+
+        return IdentityService(self.store, actor)
 
     def close(self) -> None:
         self.store.close()

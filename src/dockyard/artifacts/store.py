@@ -42,6 +42,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from dockyard.artifacts._private import create_private, publish_mode
 from dockyard.core.errors import Conflict, IntegrityError, InvalidInput, NotFound, PayloadTooLarge
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; fsspec is imported lazily at run time
@@ -314,6 +315,15 @@ class ArtifactStore:
                 os.fsync(out.fileno())
             final = self._local_blob(digest)
             final_dir = os.path.dirname(final)
+            blobs = os.path.realpath(os.path.join(self._local_root, "blobs", "sha256"))
+            if not os.path.realpath(final_dir).startswith(blobs + os.sep):
+                # A folder link planted inside the root would carry the write elsewhere
+                # (checked before any folder is made: realpath resolves the existing part).
+                raise IntegrityError(
+                    f"blob folder {final_dir!r} is a link leading out of the artifact root; "
+                    "the root was tampered with -- remove the link",
+                    digest=digest,
+                )
             _makedirs_private(final_dir)
             try:
                 existing = os.stat(final).st_size
@@ -408,6 +418,15 @@ class ArtifactStore:
         digest = _check_digest(digest)
         if not self.exists(digest):
             raise self._not_found(digest)
+        if self._local_root is not None and os.path.islink(self._local_blob(digest)):
+            # Blobs are regular files the store wrote itself; a link (to /etc/passwd, a key...)
+            # was planted by someone with write access to the root. Refused before a byte is
+            # read, so a download answers an error instead of starting a doomed transfer.
+            raise IntegrityError(
+                f"blob {digest} is a symbolic link, not a file the store wrote; the artifact "
+                "root was tampered with -- remove the link and log the artifact again",
+                digest=digest,
+            )
         # The file is opened inside the generator, so an iterator that is never consumed holds
         # no file handle.
         return self._iter_verified(digest)
@@ -416,7 +435,9 @@ class ArtifactStore:
         h = _sha256()
         try:
             if self._local_root is not None:
-                f: IO[bytes] = open(self._local_blob(digest), "rb")
+                # O_NOFOLLOW: a link swapped in after the check above is not followed either.
+                flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+                f: IO[bytes] = os.fdopen(os.open(self._local_blob(digest), flags), "rb")
             else:
                 f = self._filesystem().open(self._remote_blob(digest), "rb")
         except FileNotFoundError:
@@ -451,18 +472,18 @@ class ArtifactStore:
         dest_dir = os.path.dirname(dest)
         os.makedirs(dest_dir, exist_ok=True)
         tmp_path = os.path.join(dest_dir, f".{os.path.basename(dest)}.{uuid.uuid4().hex}.part")
-        # 0666 filtered by the umask, like any file the user creates: a download is the user's
-        # file, unlike the store's private temporaries.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        fd = os.open(tmp_path, flags, 0o666)
+        # Private (0600) while partial and unverified; once whole, 0666 filtered by the umask,
+        # like any file the user creates: a download is the user's file.
+        out = create_private(tmp_path)
         size = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out:
                 for chunk in chunks:
                     out.write(chunk)
                     size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+            publish_mode(tmp_path)
             os.replace(tmp_path, dest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from dockyard.cli import artifacts, db, experiments, models, runs
+from dockyard.cli import artifacts, audit, db, experiments, identity, models, runs
 
 app = typer.Typer(
     name="dockyard",
@@ -20,6 +20,10 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(identity.users, name="users")
+app.add_typer(identity.tokens, name="tokens")
+app.add_typer(identity.grants, name="grants")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command()
@@ -27,12 +31,15 @@ def server(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     port: int = typer.Option(8080, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes."),
+    auth: str = typer.Option(
+        None, help="on, off or auto (default; DOCKYARD_AUTH): on unless bound to loopback."
+    ),
 ) -> None:
     """Run the REST API server (tracking API under /api/v1, /healthz)."""
     from dockyard.core.config import load_settings
     from dockyard.server.app import run
 
-    run(load_settings(), host=host, port=port, workers=workers)
+    run(load_settings(overrides={"auth": auth}), host=host, port=port, workers=workers)
 
 
 @app.command()

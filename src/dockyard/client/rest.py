@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 from urllib.parse import quote
 
+from dockyard.artifacts._private import create_private, publish_mode
 from dockyard.artifacts.paths import (
     iter_local_folder,
     safe_local_destination,
@@ -52,6 +53,7 @@ from dockyard.artifacts.paths import (
 from dockyard.core.entities import (
     ArtifactFile,
     AuditEvent,
+    AuditVerification,
     DatasetInput,
     Experiment,
     Metric,
@@ -677,11 +679,12 @@ class RestTrackingService(BatchShortcuts, RestTransport):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
         try:
-            with open(tmp, "xb") as out:
+            with create_private(tmp) as out:  # 0600 while partial
                 for chunk in chunks:  # raises IntegrityError at the end on a wrong hash
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
+            publish_mode(tmp)
             os.replace(tmp, target)
         except BaseException:
             chunks.close()
@@ -713,6 +716,7 @@ class RestTrackingService(BatchShortcuts, RestTransport):
         until: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: int | None = None,
     ) -> list[AuditEvent]:
         given = {
             "actor": actor,
@@ -723,7 +727,11 @@ class RestTrackingService(BatchShortcuts, RestTransport):
             "until": until,
             "max_results": limit,
             "offset": offset,
+            "after": after,
         }
         params = {k: val for k, val in given.items() if val is not None}
         d = self._json("GET", "/audit", params=params)
         return [AuditEvent.from_dict(x) for x in d["items"]]
+
+    def verify_audit_log(self) -> AuditVerification:
+        return AuditVerification.from_dict(self._json("GET", "/audit/verify"))

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dockyard.artifacts._private import create_private, publish_mode
 from dockyard.artifacts.paths import safe_local_destination, safe_relpath
 from dockyard.client.rest import (
     RestTransport,
@@ -367,7 +368,7 @@ class RestRegistryService(RestTransport):
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
         size = 0
         try:
-            with open(tmp, "xb") as out:
+            with create_private(tmp) as out:  # 0600 while partial
                 for chunk in chunks:  # IntegrityError at the end if the sha256 differs
                     size += len(chunk)
                     out.write(chunk)
@@ -375,6 +376,7 @@ class RestRegistryService(RestTransport):
                 raise IntegrityError(
                     f"{what} is {size} bytes, the registry recorded {expected['size']}"
                 )
+            publish_mode(tmp)
             os.replace(tmp, target)
         except BaseException:
             chunks.close()

@@ -63,7 +63,20 @@ SETTINGS: tuple[Setting, ...] = (
         "http(s)://host:port of a Dockyard server for the SDK's remote mode; unset means local.",
     ),
     Setting("tracking_token", str, None, "API token sent to the server in remote mode."),
-    Setting("user", str, None, "Actor name recorded in local mode; default: the OS user."),
+    Setting(
+        "user",
+        str,
+        None,
+        "Who local mode (SDK, CLI) acts as; default: the OS user. Once the store has users it "
+        "must be one of them, and gets that user's roles.",
+    ),
+    Setting(
+        "auth",
+        str,
+        "auto",
+        "Server authentication: 'on' (every route but /healthz and the API docs needs a "
+        "bearer token), 'off', or 'auto' = on unless the server binds to a loopback address.",
+    ),
     Setting(
         "max_body_bytes",
         int,
@@ -84,6 +97,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("metric_batch_size", int, 1000, "Largest number of metric points in one flush."),
     Setting("sqlite_busy_timeout", float, 60.0, "Seconds a SQLite writer waits for the lock."),
+    Setting(
+        "audit_retention_days",
+        int,
+        None,
+        "Days audit events are kept before `dockyard audit purge` deletes them; unset keeps "
+        "them forever. At least 183 (six months, the EU AI Act minimum).",
+    ),
+    Setting(
+        "allowed_hosts",
+        str,
+        None,
+        "Comma-separated Host header names the server answers to ('*' = any; '.example.com' = "
+        "it and its subdomains); default: the address it is bound to plus localhost, "
+        "127.0.0.1 and ::1. Other hosts get 403 (a guard against DNS rebinding).",
+    ),
     Setting(
         "model_extra_columns",
         str,
@@ -170,4 +198,8 @@ def load_settings(
                 f"setting {s.name} ({s.env}) must be {s.type.__name__}, got {raw!r}"
             ) from None
         sources[s.name] = src
+    if values.get("audit_retention_days") is not None:
+        from dockyard.core.audit_chain import check_retention_days
+
+        values["audit_retention_days"] = check_retention_days(values["audit_retention_days"])
     return Settings(values=values, sources=sources)

@@ -137,10 +137,45 @@ class AuditEvent(_Dict):
     resource_type: str
     resource_id: str
     details: dict[str, Any] = field(default_factory=dict)
+    #: The hash chain: this event's sha256 and the previous event's (see governance.audit).
+    prev_hash: str = ""
+    hash: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class AuditVerification(_Dict):
+    """What ``verify`` found: ``ok`` with the count and the last hash, or the first broken
+    link (``broken_event_id``; ``problem`` is edited, deleted or reordered)."""
+
+    ok: bool
+    count: int
+    message: str
+    first_event_id: int | None = None
+    last_event_id: int | None = None
+    last_hash: str | None = None
+    broken_event_id: int | None = None
+    problem: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class AuditRetention(_Dict):
+    """What one retention pass did: events older than ``cutoff`` (epoch ms) were deleted,
+    ``checkpoint_hash`` being the hash of the newest of them (None when none were)."""
+
+    deleted: int
+    cutoff: int
+    retention_days: int
+    checkpoint_event_id: int | None
+    checkpoint_hash: str | None
+    event_id: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +189,8 @@ class AuditQuery:
     resource_id: str | None = None
     since: int | None = None
     until: int | None = None
+    #: Keyset paging: only events with a larger id.
+    after: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from typing import Any
 from dockyard.core.errors import InvalidInput
 
 MAX_PAGE_SIZE = 50_000
+#: Largest offset a page token may carry (far beyond any real listing, well inside int64).
+MAX_OFFSET = 2**53
 
 
 def fingerprint(*parts: Any) -> str:
@@ -36,8 +38,12 @@ def decode_token(token: str | None, query: str) -> int:
         offset, q = int(data["o"]), str(data["q"])
     except Exception:
         raise InvalidInput(f"page token {token[:40]!r} is not a valid page token") from None
-    if q != query or offset < 0:
+    if q != query:
         raise InvalidInput("page token belongs to a different query; start again without it")
+    if not 0 <= offset <= MAX_OFFSET:
+        # Only a forged token gets here; a database cannot seek to such an offset (an int64
+        # overflow would otherwise surface as a 500).
+        raise InvalidInput(f"page token {token[:40]!r} is not a valid page token")
     return offset
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.artifacts import is_digest
+from dockyard.artifacts._private import private_dir
 from dockyard.core.errors import Conflict, DockyardError, IntegrityError
 from dockyard.core.registry_entities import ModelVersion
 from dockyard.registry.packaging.manifest import MANIFEST_NAME as MANIFEST
@@ -52,7 +53,9 @@ def materialize(cache_dir: Path, mv: ModelVersion, fill: Fill) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.rename(final, junk)
         shutil.rmtree(junk, ignore_errors=True)
-    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Every level 0700, and never a folder another user owns or can write to (the default
+    # cache of a remote artifact root is in the shared temporary folder).
+    private_dir(cache_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{mv.package_digest[:16]}-", dir=cache_dir))
     try:
         fill(tmp, mv)

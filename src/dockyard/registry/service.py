@@ -64,6 +64,7 @@ from dockyard.core.registry_entities import (
     APPROVED,
     CANDIDATE,
     PRODUCTION,
+    REJECTED,
     RETIRABLE_FROM,
     RETIRED,
     STATUSES,
@@ -76,6 +77,14 @@ from dockyard.core.registry_entities import (
     ValidationResult,
 )
 from dockyard.governance.audit import Actor, now_ms, record_event
+from dockyard.governance.permissions import (
+    EXPERIMENT_READ,
+    MODEL_APPROVE,
+    MODEL_READ,
+    MODEL_WRITE,
+    Authorizer,
+    enforced,
+)
 from dockyard.registry import cache as package_cache
 from dockyard.registry.uris import (
     LATEST,
@@ -147,6 +156,43 @@ def _mv_id(name: str, version: int) -> str:
     return f"{name}/{version}"
 
 
+#: The permission each public method needs, on the registered model it names (deny by default:
+#: :func:`enforced` refuses to build the class if a public method is missing here).
+#: ``transition`` is gated on ``model:read`` and then checks ``model:approve`` for a move to
+#: approved, production or rejected and ``model:write`` for any other move. Registering from
+#: ``runs:/...`` also needs ``experiment:read`` on the run's experiment.
+REGISTRY_PERMISSIONS: dict[str, str] = {
+    "create_registered_model": MODEL_WRITE,
+    "get_registered_model": MODEL_READ,
+    "list_registered_models": MODEL_READ,
+    "update_registered_model": MODEL_WRITE,
+    "set_registered_model_tag": MODEL_WRITE,
+    "create_model_version": MODEL_WRITE,
+    "create_model_version_from_files": MODEL_WRITE,
+    "get_model_version": MODEL_READ,
+    "list_model_versions": MODEL_READ,
+    "update_model_version": MODEL_WRITE,
+    "set_model_version_tag": MODEL_WRITE,
+    "resolve": MODEL_READ,
+    "set_alias": MODEL_WRITE,
+    "delete_alias": MODEL_WRITE,
+    "alias_history": MODEL_READ,
+    "transition": MODEL_READ,
+    "retire": MODEL_WRITE,
+    "status_history": MODEL_READ,
+    "validate": MODEL_WRITE,
+    "validations": MODEL_READ,
+    "materialize": MODEL_READ,
+    "download_package": MODEL_READ,
+    "load_model": MODEL_READ,
+    "open_package_file": MODEL_READ,
+    "lineage": MODEL_READ,
+}
+#: Moves of a version's status that are decisions of an approver.
+APPROVAL_STATUSES = frozenset({APPROVED, PRODUCTION, REJECTED})
+
+
+@enforced(REGISTRY_PERMISSIONS)
 class RegistryService:
     """Registry operations on behalf of ``actor``.
 
@@ -166,6 +212,7 @@ class RegistryService:
         self.store = store
         self.artifacts = artifacts
         self.actor = actor
+        self.authz: Authorizer = actor.authorizer or Authorizer.local(store, actor.name)
         if cache_dir is None:
             if artifacts.local_root is not None:
                 cache_dir = artifacts.local_root / "cache" / "packages"
@@ -181,6 +228,7 @@ class RegistryService:
     ) -> RegisteredModel:
         """Create a registered model owned by the actor; AlreadyExists if the name is taken."""
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         desc = _clean_text("description", description, MAX_DESCRIPTION)
         clean_tags = self._clean_tags(tags)
 
@@ -203,6 +251,7 @@ class RegistryService:
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         check_model_name(name)
+        self.authz.require(MODEL_READ, name)
         model = self.store.read(lambda u: u.get_registered_model(name))
         if model is None:
             raise self._no_model(name)
@@ -217,10 +266,14 @@ class RegistryService:
         offset = paging.decode_token(page_token, q)
         items = self.store.read(lambda u: u.list_registered_models(limit + 1, offset))
         token = paging.encode_token(offset + limit, q) if len(items) > limit else None
-        return Page(items[:limit], token)
+        items = items[:limit]
+        if not self.authz.allows(MODEL_READ):  # per-model grants: only those
+            items = [m for m in items if self.authz.allows(MODEL_READ, m.name)]
+        return Page(items, token)
 
     def update_registered_model(self, name: str, description: str | None = None) -> RegisteredModel:
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         desc = (
             None
             if description is None
@@ -247,6 +300,7 @@ class RegistryService:
 
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         _v().check_key("tag", key)
         val = _v().tag_value(key, value)
 
@@ -277,6 +331,7 @@ class RegistryService:
         with its files, digest and lineage). The registered model is created if missing.
         """
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         desc = _clean_text("description", description, MAX_DESCRIPTION)
         clean_tags = self._clean_tags(tags)
         kind, target = self._parse_source(source)
@@ -318,6 +373,7 @@ class RegistryService:
         package, and every file must be listed in the manifest. Source: ``package:<digest>``.
         """
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         desc = _clean_text("description", description, MAX_DESCRIPTION)
         clean_tags = self._clean_tags(tags)
         if not isinstance(files, Mapping) or not files:
@@ -367,6 +423,7 @@ class RegistryService:
 
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
         check_model_name(name)
+        self.authz.require(MODEL_READ, name)
         ver = check_version(version)
         mv = self.store.read(lambda u: u.get_model_version(name, ver))
         if mv is None:
@@ -383,6 +440,7 @@ class RegistryService:
         """Versions of ``name`` by ascending number, optionally only those with ``status``
         (one status or several)."""
         check_model_name(name)
+        self.authz.require(MODEL_READ, name)
         statuses: list[str] | None = None
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
@@ -406,6 +464,7 @@ class RegistryService:
     ) -> ModelVersion:
         """Change a version's description (its package and lineage never change)."""
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         ver = check_version(version)
         desc = (
             None
@@ -434,6 +493,7 @@ class RegistryService:
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         ver = check_version(version)
         _v().check_key("tag", key)
         val = _v().tag_value(key, value)
@@ -459,6 +519,7 @@ class RegistryService:
         ``models:/fraud/latest`` (highest version not retired or rejected), or the short forms
         ``fraud/3``, ``fraud@champion``, ``fraud/production``."""
         ref = parse_model_uri(uri_or_ref)
+        self.authz.require(MODEL_READ, ref.name)
 
         def fn(u: Unit) -> ModelVersion:
             ver = self._resolve_in(u, ref)
@@ -503,6 +564,7 @@ class RegistryService:
         Retired and rejected versions cannot be aliased. Setting an alias to the version it
         already points to changes nothing and records nothing."""
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         check_alias(alias)
         ver = check_version(version)
 
@@ -541,6 +603,7 @@ class RegistryService:
 
     def delete_alias(self, name: str, alias: str) -> None:
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         check_alias(alias)
 
         def fn(u: Unit) -> None:
@@ -566,6 +629,7 @@ class RegistryService:
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         """Every move of the model's aliases (or of one alias), oldest first."""
         check_model_name(name)
+        self.authz.require(MODEL_READ, name)
         if alias is not None:
             check_alias(alias)
 
@@ -594,6 +658,7 @@ class RegistryService:
         check_model_name(name)
         ver = check_version(version)
         self._check_status(to_status)
+        self.authz.require(MODEL_APPROVE if to_status in APPROVAL_STATUSES else MODEL_WRITE, name)
         why = _clean_reason(reason)
         if not isinstance(override_gate, bool):
             raise InvalidInput(f"override_gate must be true or false, got {override_gate!r}")
@@ -706,6 +771,7 @@ class RegistryService:
         version that still holds aliases is refused (Conflict naming them).
         """
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         ver = check_version(version)
         why = _clean_reason(reason)
         if why is None:
@@ -763,6 +829,7 @@ class RegistryService:
     def status_history(self, name: str, version: int | str) -> list[StatusEvent]:
         """Every status change of a version, its creation first."""
         check_model_name(name)
+        self.authz.require(MODEL_READ, name)
         ver = check_version(version)
 
         def fn(u: Unit) -> list[StatusEvent]:
@@ -801,6 +868,7 @@ class RegistryService:
         from dockyard.registry import gate
 
         check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
         ver = check_version(version)
         if not isinstance(label, str) or not label:
             raise InvalidInput(f"label must name the label column, got {label!r}")
@@ -900,6 +968,7 @@ class RegistryService:
     def validations(self, name: str, version: int | str) -> list[ValidationResult]:
         """Every stored verdict of a version, oldest first."""
         check_model_name(name)
+        self.authz.require(MODEL_READ, name)
         ver = check_version(version)
 
         def fn(u: Unit) -> list[ValidationResult]:
@@ -1193,6 +1262,7 @@ class RegistryService:
         run, rows = self.store.read(fn)
         if run is None:
             raise NotFound(f"run {run_id} does not exist", run_id=run_id)
+        self.authz.require(EXPERIMENT_READ, run.experiment_id)
         if run.lifecycle_stage != "active":
             raise Conflict(f"run {run_id} is deleted; restore it before registering its model")
         base = f"{prefix}/" if prefix else ""

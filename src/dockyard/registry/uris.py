@@ -34,6 +34,7 @@ ACCEPTED_FORMS = (
 
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _FORBIDDEN_IN_NAME = ("/", "@", ":")
 
 
@@ -67,6 +68,15 @@ def check_model_name(name: Any) -> str:
         raise InvalidInput(f"model name {name!r} starts or ends with whitespace")
     if _CONTROL.search(name):
         raise InvalidInput(f"model name {name!r} contains control characters")
+    if name in (".", ".."):
+        # URL paths collapse these segments: such a model could never be addressed over HTTP.
+        raise InvalidInput(f"model name {name!r} is reserved: URLs treat it as a path segment")
+    if "\\" in name or _PERCENT_ESCAPE.search(name):
+        # One spelling per name: a proxy or a Windows tool could read these differently.
+        raise InvalidInput(
+            f"model name {name!r} contains a backslash or a percent-escape (%XX); "
+            "use plain characters"
+        )
     bad = [c for c in _FORBIDDEN_IN_NAME if c in name]
     if bad:
         raise InvalidInput(

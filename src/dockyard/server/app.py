@@ -32,9 +32,11 @@ from fastapi import APIRouter, FastAPI
 
 from dockyard.backend import Backend
 from dockyard.core.config import SETTINGS, Settings, load_settings
+from dockyard.server._auth import AuthMiddleware, resolve_auth_mode
 from dockyard.server._body import BodyLimitMiddleware
+from dockyard.server._hosts import AllowedHostsMiddleware
 from dockyard.server._json import JSONResponse
-from dockyard.server.errors import CatchAllMiddleware, install_error_handlers
+from dockyard.server.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
 from dockyard.server.routes import artifacts, audit, experiments, meta, models, runs
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_env", "run"]
@@ -52,14 +54,36 @@ def _version() -> str:
         return "0+unknown"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the Dockyard API application for ``settings`` (default: load them now, once)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    bind_host: str | None = "127.0.0.1",
+    admin_token: str | None = None,
+) -> FastAPI:
+    """Build the Dockyard API application for ``settings`` (default: load them now, once).
+
+    ``bind_host`` is where the app will be served, for ``auth = auto`` (on unless loopback;
+    None = unknown, so on). With auth on, the first start bootstraps an admin (see
+    :func:`bootstrap_admin_token`) from ``admin_token`` or ``DOCKYARD_ADMIN_TOKEN``.
+    """
     settings = settings if settings is not None else load_settings()
+    auth_on = resolve_auth_mode(settings.auth, bind_host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = Backend.open(settings)
         app.state.backend = backend
+        if auth_on:
+            bootstrap_admin_token(backend, admin_token)
+            log.info(
+                "auth on: every route but /healthz and the API docs needs "
+                "'Authorization: Bearer <token>'"
+            )
+        else:
+            log.warning(
+                "auth off: every request acts as 'anonymous' with every permission "
+                "(bind to a non-loopback address or set DOCKYARD_AUTH=on to require tokens)"
+            )
         try:
             yield
         finally:
@@ -79,23 +103,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.auth_enabled = auth_on
     install_error_handlers(app)
+    # Innermost: runs after the host check and the catch-all, before routing (deny by default).
+    app.add_middleware(AuthMiddleware, enabled=auth_on)
     # add_middleware wraps: the last added is the outermost, so the catch-all also covers the
     # body limiter.
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_body_bytes))
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(CatchAllMiddleware)
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     for module in (experiments, runs, artifacts, audit, models):
         api.include_router(module.router)
     app.include_router(api)
-    app.include_router(meta.router)
+    app.include_router(meta.router, responses=ERROR_RESPONSES)
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn worker processes: settings from the environment (see :func:`run`)."""
-    return create_app(load_settings())
+    return create_app(load_settings(), bind_host=None)
+
+
+def bootstrap_admin_token(backend: Backend, admin_token: str | None = None) -> None:
+    """With auth on and no enabled admin in the store, create the user ``admin`` with a global
+    admin grant and a token: ``admin_token`` / ``DOCKYARD_ADMIN_TOKEN`` when set (only its hash
+    is stored, it is never logged), else a new one, printed once to the terminal (stderr,
+    not through logging, so no log file keeps it)."""
+    from dockyard.governance.identity import BOOTSTRAP_ADMIN, bootstrap_admin
+
+    given = admin_token or os.environ.get("DOCKYARD_ADMIN_TOKEN") or None
+    new = bootstrap_admin(backend.store, given)
+    if new is None:
+        return
+    if given is not None:
+        log.info(
+            "created admin user %r with the token from DOCKYARD_ADMIN_TOKEN (%s)",
+            BOOTSTRAP_ADMIN,
+            new.token.token_id,
+        )
+        return
+    sys.stderr.write(
+        "\n"
+        f"  Dockyard created the admin user {BOOTSTRAP_ADMIN!r}. Its API token, shown only "
+        "this once:\n"
+        "\n"
+        f"      {new.secret}\n"
+        "\n"
+        "  Use it as DOCKYARD_TRACKING_TOKEN to create users and tokens, then revoke it\n"
+        f"  (dockyard tokens revoke {new.token.token_id}). Set DOCKYARD_ADMIN_TOKEN to choose it.\n"
+        "\n"
+    )
+    sys.stderr.flush()
 
 
 def _export_settings(settings: Settings) -> None:
@@ -139,6 +199,18 @@ def run(
 
     settings = settings if settings is not None else load_settings()
     _configure_logging(log_level)
+    # Decide auth once, from the address actually bound, and pass it on to worker processes.
+    mode = "on" if resolve_auth_mode(settings.auth, host) else "off"
+    settings = Settings(
+        values={**settings.values, "auth": mode}, sources={**settings.sources, "auth": "override"}
+    )
+    if mode == "on" and workers > 1:
+        # Bootstrap once, here, so that a generated token is printed once, not per worker.
+        backend = Backend.open(settings)
+        try:
+            bootstrap_admin_token(backend)
+        finally:
+            backend.close()
     log.info(
         "Dockyard server on %s (store %s, artifacts %s)",
         _url(host, port),
@@ -152,4 +224,4 @@ def run(
             "dockyard.server.app:create_app_from_env", factory=True, workers=workers, **common
         )
     else:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, bind_host=host), **common)

@@ -31,6 +31,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,7 +42,9 @@ from dockyard.core.errors import DockyardError
 from dockyard.server._json import JSONResponse
 
 __all__ = [
+    "ERROR_RESPONSES",
     "CatchAllMiddleware",
+    "ErrorEnvelope",
     "error_body",
     "error_response",
     "install_error_handlers",
@@ -233,3 +236,26 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DockyardError, _dockyard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+# -- the envelope in the OpenAPI spec -------------------------------------------------------------
+
+
+class _ErrorFields(BaseModel):
+    code: str = Field(description="Stable error code, e.g. not_found, invalid_input, conflict.")
+    message: str = Field(description="What was wrong and how to fix it.")
+    details: dict[str, Any] = Field(description="Machine-readable extras ({} when none).")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer."""
+
+    error: _ErrorFields
+
+
+#: ``responses=`` for the routers: every 4xx and 5xx answer is the envelope. (Declaring the
+#: ranges also replaces FastAPI's default 422 schema, which is not what the API sends.)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "The request was refused: see error.code"},
+    "5XX": {"model": ErrorEnvelope, "description": "Server-side failure (error id in details)"},
+}

@@ -159,6 +159,10 @@ audit_events = Table(
     Column("resource_type", String(64), nullable=False),
     Column("resource_id", String(256), nullable=False),
     Column("details", JSON, nullable=False),
+    # The hash chain (migration 0003): sha256 of the event's canonical form and the previous
+    # event's hash; see dockyard.governance.audit.
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 # -- model registry (migration 0002) ----------------------------------------------------------
@@ -302,4 +306,52 @@ model_validations = Table(
     Column("actor", String(256), nullable=False),
     Column("time", BigInteger, nullable=False),
     Index("ix_model_validations_name_version", "name", "version"),
+)
+
+# -- identities, tokens and role grants (migration 0004) -------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("display", String(256), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+# Only the sha256 of a token is stored; token_id is its public handle (list, revoke).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column(
+        "user_name",
+        String(256),
+        ForeignKey("users.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", String(256), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("expires", BigInteger, nullable=True),
+    Column("revoked", BigInteger, nullable=True),
+    Column("last_used", BigInteger, nullable=True),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column(
+        "principal",
+        String(256),
+        ForeignKey("users.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("role", String(32), primary_key=True),
+    Column("resource_type", String(32), primary_key=True),
+    Column("resource_id", String(256), primary_key=True),
+    Column("created", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
 )

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from dockyard.core.audit_chain import (
+    GENESIS_HASH,
+    RETENTION_ACTION,
+    event_hash,
+    normalise_details,
+)
 from dockyard.core.entities import (
     AuditEvent,
     AuditQuery,
@@ -32,6 +38,7 @@ from dockyard.core.entities import (
 )
 from dockyard.core.errors import AlreadyExists, Conflict, Unavailable
 from dockyard.store import schema as t
+from dockyard.store._identity_sql import IdentityUnit
 from dockyard.store._registry_sql import RegistryUnit
 from dockyard.store.engine import Engines, create_engines, ensure_migrated, redact_url
 
@@ -50,6 +57,14 @@ def _metric_value(row: Any) -> float:
 
 
 _INSERT_AUDIT = insert(t.audit_events)
+_LAST_AUDIT = "SELECT event_id, hash FROM audit_events ORDER BY event_id DESC LIMIT 1"
+#: The advisory lock key that serialises appends to the audit chain on PostgreSQL ("audi").
+_AUDIT_LOCK_KEY = 0x61756469
+_PG_AUDIT_LOCK = f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK_KEY})"
+# Lock, then read the head, in one round trip: two statements, so the read's snapshot (READ
+# COMMITTED takes one per statement) is taken after the lock is held and sees the last holder's
+# committed event.
+_PG_LOCK_AND_LAST_AUDIT = f"{_PG_AUDIT_LOCK}; {_LAST_AUDIT}"
 
 #: Sort key of metric points by (step, timestamp): the order that decides the latest point.
 _STEP_TIMESTAMP = itemgetter(3, 2)
@@ -66,12 +81,15 @@ _UPSERT_LATEST = (
 )
 
 
-class SqlUnit(RegistryUnit):
+class SqlUnit(RegistryUnit, IdentityUnit):
     """Repository methods bound to one connection inside one transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect.name
+        # The audit chain's newest (id, hash) once this transaction appended to it.
+        self._audit_head: tuple[int, str] | None = None
+        self._audit_locked = False
 
     def _mark(self) -> str:
         """The driver's placeholder, for the few hot statements sent as plain driver SQL."""
@@ -80,17 +98,26 @@ class SqlUnit(RegistryUnit):
     def _insert(self, table: t.Table) -> Any:
         return (pg.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table)
 
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+    def _fetch(
+        self, sql: str, params: Sequence[Any] | None, *, last_result: bool = False
+    ) -> list[Any]:
         """The rows of one hot read as plain driver tuples, without building a SQLAlchemy Row
         per row. It runs in the unit's transaction (begun here if no statement began it yet,
-        as ``conn.execute`` would), and driver errors are raised as SQLAlchemy's."""
+        as ``conn.execute`` would), and driver errors are raised as SQLAlchemy's. With
+        ``last_result`` (PostgreSQL, several statements, no params) the rows of the last."""
         conn = self.conn
         if not conn.in_transaction():
             conn.begin()
         dbapi_error = conn.dialect.loaded_dbapi.Error
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(sql, params)
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
+            if last_result:
+                while cursor.nextset():
+                    pass
             return cursor.fetchall()  # type: ignore[no-any-return]
         except dbapi_error as exc:
             raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
@@ -498,6 +525,26 @@ class SqlUnit(RegistryUnit):
 
     # -- audit -------------------------------------------------------------------------------
 
+    def lock_audit(self) -> None:
+        """Serialise appends to the audit chain until this transaction ends. SQLite's writer
+        is exclusive already (BEGIN IMMEDIATE); PostgreSQL takes a transaction-level advisory
+        lock, so two transactions can never both chain onto the same predecessor."""
+        if self._audit_locked:
+            return
+        if self.dialect == "postgresql":
+            self._fetch(_PG_AUDIT_LOCK, None)
+        self._audit_locked = True
+
+    def _audit_chain_head(self) -> tuple[int, str]:
+        """Take the audit lock and read the newest event's (id, hash)."""
+        if self.dialect == "postgresql" and not self._audit_locked:
+            rows = self._fetch(_PG_LOCK_AND_LAST_AUDIT, None, last_result=True)
+            self._audit_locked = True
+        else:
+            self.lock_audit()
+            rows = self._fetch(_LAST_AUDIT, None)
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS_HASH)
+
     def append_audit(
         self,
         *,
@@ -507,21 +554,51 @@ class SqlUnit(RegistryUnit):
         resource_id: str,
         details: dict[str, Any],
         now: int,
-    ) -> None:
+    ) -> int:
+        """Append one event to the hash chain; returns its id.
+
+        Under the audit lock: one indexed read of the newest event (id and hash), then the
+        insert with the next id, the previous hash and this event's hash.
+        """
+        head = self._audit_head or self._audit_chain_head()
+        event_id = head[0] + 1
+        details = normalise_details(details)
+        digest = event_hash(
+            event_id, now, actor, action, resource_type, resource_id, details, head[1]
+        )
         # One statement object for every event: SQLAlchemy compiles it once and reuses it.
         self.conn.execute(
             _INSERT_AUDIT,
             {
+                "event_id": event_id,
                 "time": now,
                 "actor": actor,
                 "action": action,
                 "resource_type": resource_type,
                 "resource_id": resource_id,
                 "details": details,
+                "prev_hash": head[1],
+                "hash": digest,
             },
         )
+        self._audit_head = (event_id, digest)
+        return event_id
 
-    def list_audit(self, query: AuditQuery, limit: int, offset: int) -> list[AuditEvent]:
+    @staticmethod
+    def _audit_event(r: Any) -> AuditEvent:
+        return AuditEvent(
+            event_id=r.event_id,
+            time=r.time,
+            actor=r.actor,
+            action=r.action,
+            resource_type=r.resource_type,
+            resource_id=r.resource_id,
+            details=dict(r.details or {}),
+            prev_hash=r.prev_hash,
+            hash=r.hash,
+        )
+
+    def _audit_select(self, query: AuditQuery) -> Any:
         a = t.audit_events.c
         q = select(t.audit_events).order_by(a.event_id)
         for col, value in (
@@ -536,18 +613,63 @@ class SqlUnit(RegistryUnit):
             q = q.where(a.time >= query.since)
         if query.until is not None:
             q = q.where(a.time < query.until)
-        return [
-            AuditEvent(
-                event_id=r.event_id,
-                time=r.time,
-                actor=r.actor,
-                action=r.action,
-                resource_type=r.resource_type,
-                resource_id=r.resource_id,
-                details=dict(r.details or {}),
-            )
-            for r in self.conn.execute(q.limit(limit).offset(offset))
-        ]
+        if query.after is not None:
+            q = q.where(a.event_id > query.after)
+        return q
+
+    def list_audit(self, query: AuditQuery, limit: int, offset: int) -> list[AuditEvent]:
+        q = self._audit_select(query).limit(limit).offset(offset)
+        return [self._audit_event(r) for r in self.conn.execute(q)]
+
+    def iter_audit_chain(self, page_size: int = 5000) -> Iterator[AuditEvent]:
+        """Every event in id order, read in pages of ``page_size`` (keyset paging), all from
+        one snapshot (PostgreSQL: a repeatable-read transaction, when this unit's first read;
+        SQLite: a read transaction is one snapshot already), so a purge or appends running
+        meanwhile cannot make a page boundary look like a break."""
+        if self.dialect == "postgresql" and not self.conn.in_transaction():
+            self.conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        after: int | None = None
+        while True:
+            page = self.list_audit(AuditQuery(after=after), page_size, 0)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].event_id
+
+    def audit_checkpoints(self) -> set[str]:
+        """The hashes retention recorded as the newest event it deleted."""
+        a = t.audit_events.c
+        rows = self.conn.execute(select(a.details).where(a.action == RETENTION_ACTION))
+        return {
+            str(d["checkpoint_hash"])
+            for (d,) in rows
+            if isinstance(d, dict) and d.get("checkpoint_hash")
+        }
+
+    def audit_prefix_before(self, cutoff: int) -> tuple[int, tuple[int, str] | None]:
+        """How many of the oldest events form an unbroken run written before ``cutoff`` (epoch
+        ms), and the (id, hash) of the newest of them (None when there are none)."""
+        a = t.audit_events.c
+        first_kept = self.conn.execute(select(func.min(a.event_id)).where(a.time >= cutoff))
+        bound = first_kept.scalar()
+        q = select(a.event_id, a.hash).order_by(a.event_id.desc()).limit(1)
+        if bound is not None:
+            q = q.where(a.event_id < bound)
+        last = self.conn.execute(q).first()
+        if last is None:
+            return 0, None
+        count = self.conn.execute(
+            select(func.count()).select_from(t.audit_events).where(a.event_id <= last.event_id)
+        ).scalar_one()
+        return int(count), (int(last.event_id), str(last.hash))
+
+    def delete_audit_through(self, event_id: int) -> int:
+        """Delete every event with an id up to ``event_id`` (retention only)."""
+        return int(
+            self.conn.execute(
+                delete(t.audit_events).where(t.audit_events.c.event_id <= event_id)
+            ).rowcount
+        )
 
 
 class SqlStore:

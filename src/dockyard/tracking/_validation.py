@@ -27,6 +27,7 @@ def _good_key(key: str) -> bool:
         and _KEY.match(key) is not None
         and ".." not in key.split("/")
         and not key.startswith("/")
+        and "//" not in key
     )
 
 
@@ -37,10 +38,10 @@ def check_key(kind: str, key: Any) -> str:
         raise InvalidInput(f"{kind} key must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY:
         raise InvalidInput(f"{kind} key {key[:40]!r}... is longer than {MAX_KEY} characters")
-    if not _KEY.match(key) or ".." in key.split("/") or key.startswith("/"):
+    if not _KEY.match(key) or ".." in key.split("/") or key.startswith("/") or "//" in key:
         raise InvalidInput(
             f"{kind} key {key!r} may only contain letters, digits, underscores, dashes, "
-            "periods, spaces, colons and slashes (and no '..' segment or leading '/')"
+            "periods, spaces, colons and slashes (and no '..' segment, '//' or leading '/')"
         )
     return key
 

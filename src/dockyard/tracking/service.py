@@ -26,6 +26,7 @@ from dockyard.core.entities import (
     ArtifactFile,
     AuditEvent,
     AuditQuery,
+    AuditVerification,
     DatasetInput,
     Experiment,
     Metric,
@@ -34,7 +35,14 @@ from dockyard.core.entities import (
     RunStatus,
 )
 from dockyard.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from dockyard.governance.audit import Actor, now_ms, record_event
+from dockyard.governance.audit import Actor, now_ms, record_event, verify_audit_log
+from dockyard.governance.permissions import (
+    AUDIT_READ,
+    EXPERIMENT_READ,
+    EXPERIMENT_WRITE,
+    Authorizer,
+    enforced,
+)
 from dockyard.store.base import Store, Unit
 from dockyard.tracking import _validation as v
 from dockyard.tracking._shortcuts import BatchShortcuts
@@ -52,6 +60,48 @@ def _check_stage(stage: str) -> str:
     return stage
 
 
+#: The permission every public method needs (deny by default: :func:`enforced` refuses to build
+#: the class if a public method is missing here). Experiments, runs and everything logged to a
+#: run are checked on the experiment they belong to; each method also checks its exact resource.
+TRACKING_PERMISSIONS: dict[str, str] = {
+    "create_experiment": EXPERIMENT_WRITE,
+    "get_experiment": EXPERIMENT_READ,
+    "get_experiment_by_name": EXPERIMENT_READ,
+    "resolve_experiment": EXPERIMENT_READ,
+    "get_or_create_experiment": EXPERIMENT_READ,
+    "list_experiments": EXPERIMENT_READ,
+    "rename_experiment": EXPERIMENT_WRITE,
+    "delete_experiment": EXPERIMENT_WRITE,
+    "restore_experiment": EXPERIMENT_WRITE,
+    "set_experiment_tag": EXPERIMENT_WRITE,
+    "start_run": EXPERIMENT_WRITE,
+    "get_run": EXPERIMENT_READ,
+    "end_run": EXPERIMENT_WRITE,
+    "rename_run": EXPERIMENT_WRITE,
+    "delete_run": EXPERIMENT_WRITE,
+    "restore_run": EXPERIMENT_WRITE,
+    "search_runs": EXPERIMENT_READ,
+    "log_batch": EXPERIMENT_WRITE,
+    "log_param": EXPERIMENT_WRITE,
+    "log_params": EXPERIMENT_WRITE,
+    "log_metric": EXPERIMENT_WRITE,
+    "set_tag": EXPERIMENT_WRITE,
+    "set_tags": EXPERIMENT_WRITE,
+    "delete_tag": EXPERIMENT_WRITE,
+    "get_metric_history": EXPERIMENT_READ,
+    "log_inputs": EXPERIMENT_WRITE,
+    "log_artifact": EXPERIMENT_WRITE,
+    "log_artifacts": EXPERIMENT_WRITE,
+    "upload_artifact": EXPERIMENT_WRITE,
+    "list_artifacts": EXPERIMENT_READ,
+    "open_artifact": EXPERIMENT_READ,
+    "download_artifacts": EXPERIMENT_READ,
+    "list_audit_events": AUDIT_READ,
+    "verify_audit_log": AUDIT_READ,
+}
+
+
+@enforced(TRACKING_PERMISSIONS)
 class TrackingService(BatchShortcuts):
     """Tracking operations on behalf of ``actor``."""
 
@@ -59,10 +109,21 @@ class TrackingService(BatchShortcuts):
         self.store = store
         self.artifacts = artifacts
         self.actor = actor
+        self.authz: Authorizer = actor.authorizer or Authorizer.local(store, actor.name)
+
+    def _require_run(self, permission: str, run_id: str) -> None:
+        """``permission`` on the experiment of ``run_id`` (no lookup with a global grant)."""
+        if self.authz.allows(permission):
+            return
+        exp_id = self.store.read(lambda u: u.run_experiment_id(run_id))
+        if exp_id is None:
+            raise NotFound(f"run {run_id} does not exist", run_id=run_id)
+        self.authz.require(permission, exp_id)
 
     # -- experiments -------------------------------------------------------------------------
 
     def create_experiment(self, name: str, tags: Mapping[str, Any] | None = None) -> Experiment:
+        self.authz.require(EXPERIMENT_WRITE)
         v.check_name("experiment", name)
         clean_tags = {v.check_key("tag", k): v.tag_value(k, val) for k, val in (tags or {}).items()}
 
@@ -80,6 +141,7 @@ class TrackingService(BatchShortcuts):
         exp = self.store.read(lambda u: u.get_experiment(eid))
         if exp is None:
             raise NotFound(f"experiment {experiment_id} does not exist", experiment_id=eid)
+        self.authz.require(EXPERIMENT_READ, exp.experiment_id)
         return exp
 
     def get_experiment_by_name(self, name: str) -> Experiment:
@@ -87,6 +149,7 @@ class TrackingService(BatchShortcuts):
         exp = self.store.read(lambda u: u.get_experiment_by_name(name))
         if exp is None:
             raise NotFound(f"experiment {name!r} does not exist", name=name)
+        self.authz.require(EXPERIMENT_READ, exp.experiment_id)
         return exp
 
     def resolve_experiment(self, ref: str) -> Experiment:
@@ -102,6 +165,7 @@ class TrackingService(BatchShortcuts):
         v.check_name("experiment", name)
         exp = self.store.read(lambda u: u.get_experiment_by_name(name))
         if exp is not None:
+            self.authz.require(EXPERIMENT_READ, exp.experiment_id)
             if exp.lifecycle_stage != "active":
                 raise Conflict(
                     f"experiment {name!r} is deleted; restore it with "
@@ -126,11 +190,15 @@ class TrackingService(BatchShortcuts):
         offset = paging.decode_token(page_token, q)
         items = self.store.read(lambda u: u.list_experiments(stage, limit + 1, offset))
         token = paging.encode_token(offset + limit, q) if len(items) > limit else None
-        return Page(items[:limit], token)
+        items = items[:limit]
+        if not self.authz.allows(EXPERIMENT_READ):  # per-experiment grants: only those
+            items = [e for e in items if self.authz.allows(EXPERIMENT_READ, e.experiment_id)]
+        return Page(items, token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> Experiment:
         v.check_name("experiment", new_name)
         exp = self.get_experiment(experiment_id)
+        self.authz.require(EXPERIMENT_WRITE, exp.experiment_id)
 
         def fn(u: Unit) -> None:
             u.update_experiment(exp.experiment_id, now_ms(), name=new_name)
@@ -149,6 +217,7 @@ class TrackingService(BatchShortcuts):
 
     def _set_experiment_stage(self, experiment_id: str, stage: str, action: str) -> Experiment:
         exp = self.get_experiment(experiment_id)
+        self.authz.require(EXPERIMENT_WRITE, exp.experiment_id)
         if exp.lifecycle_stage == stage:
             raise Conflict(f"experiment {exp.experiment_id} ({exp.name!r}) is already {stage}")
 
@@ -168,6 +237,7 @@ class TrackingService(BatchShortcuts):
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         exp = self.get_experiment(experiment_id)
+        self.authz.require(EXPERIMENT_WRITE, exp.experiment_id)
         v.check_key("tag", key)
         val = v.tag_value(key, value)
 
@@ -200,6 +270,7 @@ class TrackingService(BatchShortcuts):
             exp = self.get_or_create_experiment(DEFAULT_EXPERIMENT)
         else:
             exp = self.get_experiment(experiment_id)
+        self.authz.require(EXPERIMENT_WRITE, exp.experiment_id)
         if exp.lifecycle_stage != "active":
             raise Conflict(f"experiment {exp.experiment_id} ({exp.name!r}) is deleted")
         run_id = uuid.uuid4().hex
@@ -238,6 +309,7 @@ class TrackingService(BatchShortcuts):
         run = self.store.read(lambda u: u.get_run(run_id))
         if run is None:
             raise NotFound(f"run {run_id} does not exist", run_id=run_id)
+        self.authz.require(EXPERIMENT_READ, run.experiment_id)
         return run
 
     def _require_active(self, u: Unit, run_id: str) -> str:
@@ -255,6 +327,7 @@ class TrackingService(BatchShortcuts):
     ) -> Run:
         """End a run (also one left RUNNING by a crashed process)."""
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_WRITE, run_id)
         try:
             new_status = RunStatus(str(status).upper())
         except ValueError:
@@ -280,6 +353,7 @@ class TrackingService(BatchShortcuts):
     def rename_run(self, run_id: str, name: str) -> Run:
         v.check_run_id(run_id)
         v.check_name("run", name)
+        self._require_run(EXPERIMENT_WRITE, run_id)
 
         def fn(u: Unit) -> Run:
             self._require_active(u, run_id)
@@ -293,6 +367,7 @@ class TrackingService(BatchShortcuts):
 
     def _set_run_stage(self, run_id: str, stage: str, action: str) -> Run:
         run = self.get_run(run_id)
+        self.authz.require(EXPERIMENT_WRITE, run.experiment_id)
         if run.lifecycle_stage == stage:
             raise Conflict(f"run {run_id} is already {stage}")
 
@@ -326,6 +401,8 @@ class TrackingService(BatchShortcuts):
         if isinstance(experiment_ids, str):
             experiment_ids = [experiment_ids]
         ids = [v.check_experiment_id(e) for e in experiment_ids]
+        for eid in ids:
+            self.authz.require(EXPERIMENT_READ, eid)
         _check_stage(stage)
         limit = paging.check_page_size(max_results)
         node = parse_filter(filter)
@@ -337,7 +414,10 @@ class TrackingService(BatchShortcuts):
             lambda u: u.search_runs(ids, where, order, stage, limit + 1, offset)
         )
         token = paging.encode_token(offset + limit, q) if len(items) > limit else None
-        return Page(items[:limit], token)
+        items = items[:limit]
+        if not ids and not self.authz.allows(EXPERIMENT_READ):
+            items = [r for r in items if self.authz.allows(EXPERIMENT_READ, r.experiment_id)]
+        return Page(items, token)
 
     # -- params, metrics, tags, inputs ------------------------------------------------------
 
@@ -350,6 +430,7 @@ class TrackingService(BatchShortcuts):
     ) -> None:
         """Log metrics, params and tags in one transaction with one audit event."""
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_WRITE, run_id)
         points = self._clean_metrics(metrics)
         clean_params = {
             v.check_key("param", k): v.param_value(k, val) for k, val in (params or {}).items()
@@ -450,6 +531,7 @@ class TrackingService(BatchShortcuts):
 
     def delete_tag(self, run_id: str, key: str) -> None:
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_WRITE, run_id)
         v.check_key("tag", key)
 
         def fn(u: Unit) -> None:
@@ -469,6 +551,7 @@ class TrackingService(BatchShortcuts):
     ) -> Page[Metric]:
         v.check_run_id(run_id)
         v.check_key("metric", key)
+        self._require_run(EXPERIMENT_READ, run_id)
         limit = paging.check_page_size(max_results, default=paging.MAX_PAGE_SIZE)
         q = paging.fingerprint("history", run_id, key)
         offset = paging.decode_token(page_token, q)
@@ -486,6 +569,7 @@ class TrackingService(BatchShortcuts):
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput | Mapping[str, Any]]) -> None:
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_WRITE, run_id)
         clean: list[DatasetInput] = []
         for d in inputs:
             if isinstance(d, Mapping):
@@ -564,6 +648,7 @@ class TrackingService(BatchShortcuts):
 
     def _check_writable(self, run_id: str) -> None:
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_WRITE, run_id)
         self.store.read(lambda u: self._require_active(u, run_id))
 
     def log_artifact(
@@ -633,42 +718,72 @@ class TrackingService(BatchShortcuts):
             raise NotFound(f"run {run_id} has no artifact at {prefix!r}")
         return sorted(out.values(), key=lambda a: a.path)
 
-    def _artifact_rows(self, run_id: str, path: str) -> tuple[str, list[tuple[str, str, int]]]:
-        """The checked prefix and (path, digest, size) of every file at or under it."""
+    def _artifact_rows(
+        self, run_id: str, path: str, *, audit: bool = False
+    ) -> tuple[str, list[tuple[str, str, int]]]:
+        """The checked prefix and (path, digest, size) of every file at or under it. With
+        ``audit`` there must be at least one, and an ``artifact.download`` event records them
+        in the same transaction as the lookup."""
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_READ, run_id)
         prefix = safe_prefix(path)
 
         def fn(u: Unit) -> list[tuple[str, str, int]]:
             if u.run_exists(run_id) is None:
                 raise NotFound(f"run {run_id} does not exist", run_id=run_id)
-            return u.list_artifacts(run_id, prefix)
+            rows = u.list_artifacts(run_id, prefix)
+            if audit:
+                if not rows:
+                    raise NotFound(f"run {run_id} has no artifact at {prefix!r}")
+                record_event(
+                    u,
+                    self.actor,
+                    "artifact.download",
+                    "run",
+                    run_id,
+                    path=prefix,
+                    files=len(rows),
+                    size=sum(r[2] for r in rows),
+                )
+            return rows
 
-        return prefix, self.store.read(fn)
+        return prefix, (self.store.write(fn) if audit else self.store.read(fn))
 
     def open_artifact(self, run_id: str, path: str) -> tuple[ArtifactFile, Iterator[bytes]]:
         """One file's record and a chunk iterator that verifies its hash as it ends."""
         rel = safe_relpath(path)
         v.check_run_id(run_id)
+        self._require_run(EXPERIMENT_READ, run_id)
 
-        def fn(u: Unit) -> tuple[str, int] | None:
+        def fn(u: Unit) -> tuple[str, int]:
             if u.run_exists(run_id) is None:
                 raise NotFound(f"run {run_id} does not exist", run_id=run_id)
-            return u.get_artifact(run_id, rel)
+            found = u.get_artifact(run_id, rel)
+            if found is None:
+                raise NotFound(f"run {run_id} has no artifact file {rel!r}")
+            # A read of something sensitive: audited, in the same transaction as the lookup.
+            record_event(
+                u,
+                self.actor,
+                "artifact.download",
+                "run",
+                run_id,
+                path=rel,
+                digest=found[0],
+                size=found[1],
+            )
+            return found
 
-        found = self.store.read(fn)
-        if found is None:
-            raise NotFound(f"run {run_id} has no artifact file {rel!r}")
-        digest, size = found
+        digest, size = self.store.write(fn)
         return (
             ArtifactFile(path=rel, is_dir=False, size=size, digest=digest),
             self.artifacts.open_blob(digest),
         )
 
     def download_artifacts(self, run_id: str, path: str, dest_dir: str | Path) -> Path:
-        """Copy a file or folder of the run's artifacts into ``dest_dir``; returns its path."""
-        prefix, rows = self._artifact_rows(run_id, path)
-        if not rows:
-            raise NotFound(f"run {run_id} has no artifact at {prefix!r}")
+        """Copy a file or folder of the run's artifacts into ``dest_dir``; returns its path.
+        One ``artifact.download`` audit event records the call (path, files, bytes)."""
+        prefix, rows = self._artifact_rows(run_id, path, audit=True)
         dest_root = Path(dest_dir)
         dest_root.mkdir(parents=True, exist_ok=True)
         for p, digest, _size in rows:
@@ -690,8 +805,11 @@ class TrackingService(BatchShortcuts):
         until: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: int | None = None,
     ) -> list[AuditEvent]:
-        """Audit events in the order they were written, filtered."""
+        """Audit events in the order they were written, filtered; ``after`` (an event id)
+        starts after that event, the cheap way to page through a long log."""
+        self.authz.require(AUDIT_READ)
         for kind, text in (
             ("actor", actor),
             ("action", action),
@@ -709,9 +827,16 @@ class TrackingService(BatchShortcuts):
             resource_id=resource_id,
             since=None if since is None else v.integer("since", since),
             until=None if until is None else v.integer("until", until),
+            after=None if after is None else v.integer("after", after),
         )
         limit = paging.check_page_size(limit)
         offset = v.integer("offset", offset)
         if offset < 0:
             raise InvalidInput(f"offset must be 0 or more, got {offset}")
         return self.store.read(lambda u: u.list_audit(query, limit, offset))
+
+    def verify_audit_log(self) -> AuditVerification:
+        """Check the audit log's hash chain end to end: ``ok`` with the number of events and
+        the last hash, or the first broken link (the event id and what is wrong with it)."""
+        self.authz.require(AUDIT_READ)
+        return verify_audit_log(self.store)

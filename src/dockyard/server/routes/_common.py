@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from dockyard.backend import Backend
 from dockyard.core.entities import Page
-from dockyard.core.errors import InvalidInput, PayloadTooLarge
+from dockyard.core.errors import InvalidInput, PayloadTooLarge, Unauthenticated
 from dockyard.governance.audit import Actor
 from dockyard.server._json import JSONResponse
 from dockyard.tracking.service import TrackingService
@@ -38,14 +38,20 @@ T = TypeVar("T")
 
 
 def request_actor(request: Request) -> Actor:
-    """The principal a request acts for.
-
-    API tokens do not exist yet, so every caller is ``anonymous``; a client may already send
-    ``Authorization: Bearer <token>`` and it is accepted without being checked. When tokens
-    land, this is the one place that turns a token into an Actor. The token is never logged,
-    echoed or stored.
+    """The principal a request acts for: the one the auth middleware
+    (:mod:`dockyard.server._auth`) authenticated from the bearer token, carrying its
+    Authorizer; with auth off, ``anonymous`` with every permission. The token is never
+    logged, echoed or stored.
     """
-    return Actor.anonymous()
+    from dockyard.server._auth import ACTOR_SCOPE_KEY, anonymous_actor
+
+    actor = request.scope.get(ACTOR_SCOPE_KEY)
+    if actor is not None:
+        return actor  # type: ignore[no-any-return]
+    if getattr(request.app.state, "auth_enabled", True):
+        # The middleware lets no request through without an actor; never fall back.
+        raise Unauthenticated("this server needs an API token: send 'Authorization: Bearer'")
+    return anonymous_actor()
 
 
 async def tracking_service(request: Request) -> TrackingService:

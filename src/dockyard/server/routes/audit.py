@@ -1,8 +1,10 @@
-"""Audit route: ``GET /api/v1/audit``.
+"""Audit routes: ``GET /api/v1/audit`` and ``GET /api/v1/audit/verify``.
 
-Query parameters (all optional): ``actor``, ``action``, ``resource_type``, ``resource_id``,
-``since`` and ``until`` (epoch milliseconds, ``since <= time < until``), ``max_results``
-(1..50000, default 100) and ``offset``. Events come oldest first, as
+Query parameters of the list (all optional): ``actor``, ``action``, ``resource_type``,
+``resource_id``, ``since`` and ``until`` (epoch milliseconds, ``since <= time < until``),
+``after`` (an event id: only later events, for keyset paging), ``max_results`` (1..50000,
+default 100) and ``offset``. Events come oldest first, each with its ``prev_hash`` and ``hash``,
+as
 ``{"items": [...], "next_page_token": null, "next_offset": <int or null>}``; ``next_offset`` is
 set when the page is full and more events may follow.
 """
@@ -15,7 +17,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from dockyard.core.paging import MAX_PAGE_SIZE
-from dockyard.server.routes._common import Tracking, page
+from dockyard.server.routes._common import Tracking, ok, page
 
 router = APIRouter(tags=["audit"])
 
@@ -35,6 +37,7 @@ def list_audit_events(
     until: Annotated[int | None, Query(**_INT64)] = None,
     max_results: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    after: Annotated[int | None, Query(**_INT64)] = None,
 ) -> Response:
     events = service.list_audit_events(
         actor=actor,
@@ -45,6 +48,14 @@ def list_audit_events(
         until=until,
         limit=max_results,
         offset=offset,
+        after=after,
     )
     next_offset = offset + len(events) if len(events) == max_results else None
     return page(events, None, next_offset=next_offset)
+
+
+@router.get("/audit/verify", summary="Verify the audit log's hash chain")
+def verify_audit_log(service: Tracking) -> Response:
+    """``{"ok": true, "count", "last_hash", ...}``, or ``ok: false`` with the first broken
+    link (``broken_event_id``, ``problem``: edited, deleted or reordered, and a message)."""
+    return ok(service.verify_audit_log().to_dict())

@@ -63,6 +63,7 @@ from starlette.responses import Response, StreamingResponse
 
 from dockyard.core.errors import PermissionDenied
 from dockyard.core.paging import MAX_PAGE_SIZE
+from dockyard.governance.permissions import MODEL_WRITE
 from dockyard.server.routes._common import (
     no_content,
     ok,
@@ -325,6 +326,9 @@ async def upload_blob(request: Request) -> Response:
     """For registering a local package: upload each file, then ``POST /models/{name}/versions``
     with ``{files}``. A blob nothing refers to is never listed and costs only its bytes."""
     backend: Backend = request.app.state.backend
+    # A blob names no model yet: model:write on at least one model, from the service's
+    # authorizer (registering the version checks model:write on its model).
+    backend.registry(request_actor(request)).authz.require_somewhere(MODEL_WRITE)
     info = await receive_upload(
         request,
         "blob",
