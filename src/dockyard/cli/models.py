@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 alias_app = typer.Typer(help="Aliases (champion, challenger, ...): set, delete, history.")
 app.add_typer(alias_app, name="alias", no_args_is_help=True)
+approval_app = typer.Typer(
+    help="Four-eyes approvals of a version for production: request, approve, reject, list."
+)
+app.add_typer(approval_app, name="approval", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -211,6 +215,7 @@ def show(
         + escape(
             f"owner {model.owner}   created {fmt_time(model.creation_time)}   "
             f"latest version {model.latest_version}"
+            + ("   production needs an approval" if model.require_approval else "")
             + (f"\n{model.description}" if model.description else "")
             + (
                 "\naliases " + ", ".join(f"{a} -> {v}" for a, v in sorted(model.aliases.items()))
@@ -289,6 +294,109 @@ def alias_history(
             for e in events
         ],
     )
+
+
+_APPROVAL_WORDS = {"request": "requested", "approve": "approved", "reject": "rejected"}
+
+
+def _approval_step(action: str, ref: str, comment: str, as_json: bool) -> None:
+    client = _client()
+    mv = _resolve(client, ref)
+    if action == "request":
+        step = client.request_approval(mv.name, mv.version, comment)
+    elif action == "approve":
+        step = client.approve(mv.name, mv.version, comment)
+    else:
+        step = client.reject(mv.name, mv.version, comment)
+    if as_json:
+        print_json(step)
+        return
+    typer.echo(
+        f"{step.name} version {step.version}: approval {_APPROVAL_WORDS[action]} by {step.actor} "
+        f"(package {step.package_digest[:12]})"
+    )
+
+
+COMMENT = typer.Option("", "--comment", "-c", help="Comment recorded with the step.")
+
+
+@approval_app.command("request")
+def approval_request(
+    ref: str = typer.Argument(..., help="Version, e.g. fraud/3."),
+    comment: str = COMMENT,
+    as_json: bool = JSON,
+) -> None:
+    """Ask for an approval of a version for production (you cannot approve it yourself)."""
+    _approval_step("request", ref, comment, as_json)
+
+
+@approval_app.command("approve")
+def approval_approve(
+    ref: str = typer.Argument(..., help="Version, e.g. fraud/3."),
+    comment: str = COMMENT,
+    as_json: bool = JSON,
+) -> None:
+    """Approve a requested version (approver role; not its author, not the requester)."""
+    _approval_step("approve", ref, comment, as_json)
+
+
+@approval_app.command("reject")
+def approval_reject(
+    ref: str = typer.Argument(..., help="Version, e.g. fraud/3."),
+    comment: str = typer.Option(..., "--comment", "-c", help="Why it is rejected (required)."),
+    as_json: bool = JSON,
+) -> None:
+    """Reject a requested version, saying why (withdraws an earlier approval)."""
+    _approval_step("reject", ref, comment, as_json)
+
+
+@approval_app.command("list")
+def approval_list(
+    ref: str = typer.Argument(..., help="Version, e.g. fraud/3."),
+    as_json: bool = JSON,
+) -> None:
+    """Every request, approval and rejection of a version, oldest first."""
+    client = _client()
+    mv = _resolve(client, ref)
+    steps = client.approvals(mv.name, mv.version)
+    if as_json:
+        print_json(steps)
+        return
+    print_table(
+        f"Approvals of {mv.name} version {mv.version}",
+        ["time", "action", "by", "requester", "package", "comment"],
+        [
+            (
+                fmt_time(a.time),
+                a.action,
+                a.actor,
+                a.requester or "",
+                a.package_digest[:12]
+                + ("" if a.package_digest == mv.package_digest else " (not this package)"),
+                a.comment,
+            )
+            for a in steps
+        ],
+    )
+
+
+@app.command()
+def policy(
+    name: str = typer.Argument(..., help="Registered model name."),
+    require_approval: bool = typer.Option(
+        ...,
+        "--require-approval/--no-require-approval",
+        help="Whether promotion to production needs a four-eyes approval.",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Set a model's approval policy (needs the approver or admin role)."""
+    model = _client().set_approval_policy(name, require_approval)
+    if as_json:
+        print_json(model)
+        return
+    state = "needs" if model.require_approval else "does not need"
+    typer.echo(f"{model.name}: promotion to production {state} an approval")
 
 
 @app.command()

@@ -49,6 +49,7 @@ from dockyard.core.entities import Page
 from dockyard.core.errors import IntegrityError, InvalidInput, NotFound
 from dockyard.core.registry_entities import (
     AliasEvent,
+    Approval,
     ModelVersion,
     RegisteredModel,
     StatusEvent,
@@ -306,6 +307,34 @@ class RestRegistryService(RestTransport):
     def status_history(self, name: str, version: int | str) -> list[StatusEvent]:
         d = self._json("GET", f"{_mv_path(name, version)}/status-history")
         return [StatusEvent.from_dict(x) for x in d["items"]]
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def set_approval_policy(self, name: str, required: bool) -> RegisteredModel:
+        body = {"require_approval": required}
+        return _model(self._json("PUT", f"/models/{_name(name)}/approval-policy", body=body))
+
+    def request_approval(self, name: str, version: int | str, comment: str = "") -> Approval:
+        return self._approval_step(name, version, "request", comment)
+
+    def approve(self, name: str, version: int | str, comment: str = "") -> Approval:
+        return self._approval_step(name, version, "approve", comment)
+
+    def reject(self, name: str, version: int | str, comment: str) -> Approval:
+        return self._approval_step(name, version, "reject", comment)
+
+    def _approval_step(self, name: str, version: int | str, action: str, comment: Any) -> Approval:
+        body = {"action": action, "comment": "" if comment is None else comment}
+        d = self._json("POST", f"{_mv_path(name, version)}/approvals", body=body)
+        return Approval.from_dict(d)
+
+    def approvals(self, name: str, version: int | str) -> list[Approval]:
+        d = self._json("GET", f"{_mv_path(name, version)}/approvals")
+        return [Approval.from_dict(x) for x in d["items"]]
+
+    def check_production_approval(self, name: str, version: int | str) -> Approval | None:
+        d = self._json("GET", f"{_mv_path(name, version)}/production-approval")
+        return None if d.get("approval") is None else Approval.from_dict(d["approval"])
 
     # -- validation and lineage --------------------------------------------------------------
 

@@ -70,6 +70,9 @@ class RegisteredModel(_Dict):
     aliases: dict[str, int] = field(default_factory=dict)
     #: highest version number (any status), None before the first version
     latest_version: int | None = None
+    #: the approval policy: promotion to production needs a four-eyes approval
+    #: (``RegistryService.set_approval_policy``)
+    require_approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,33 @@ class StatusEvent(_Dict):
     actor: str
     time: int
     reason: str | None = None
+
+
+#: The actions of the approval workflow (``RegistryService.request_approval`` etc.).
+APPROVAL_REQUEST = "request"
+APPROVAL_APPROVE = "approve"
+APPROVAL_REJECT = "reject"
+APPROVAL_ACTIONS: tuple[str, ...] = (APPROVAL_REQUEST, APPROVAL_APPROVE, APPROVAL_REJECT)
+
+
+@dataclass(frozen=True)
+class Approval(_Dict):
+    """One step of a version's approval: a request, an approval or a rejection.
+
+    ``package_digest`` is the version's package digest when the step was taken: an approval
+    only counts while it equals the version's. ``requester`` is the user whose request an
+    approval or rejection answered (the requester itself on a request).
+    """
+
+    id: int
+    name: str
+    version: int
+    action: str
+    actor: str
+    requester: str | None
+    comment: str
+    package_digest: str
+    time: int
 
 
 @dataclass(frozen=True)

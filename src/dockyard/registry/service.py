@@ -29,6 +29,14 @@ Rules worth knowing:
 * **Validation without a champion.** When ``against`` names an alias or status that selects no
   version yet (the first model), checks relative to the champion are reported as passed with
   ``champion: None`` and a note "no champion"; absolute checks still apply.
+* **Approvals (four eyes).** A model's approval policy (:meth:`RegistryService.set_approval_policy`,
+  off by default) makes a move to ``production`` need an approval: a version's approval is
+  requested (:meth:`~RegistryService.request_approval`), then approved or rejected by a user
+  with ``model:approve`` who is neither the version's author (``created_by``) nor the
+  requester (PermissionDenied naming which). Every step records the version's package digest;
+  the latest decision counts, and only while its digest is the version's. Without a valid one
+  the move is a Conflict saying what is missing; :meth:`~RegistryService.check_production_approval`
+  is the same check for serving.
 * **Latest.** ``models:/<name>/latest`` is the highest version that is not retired or rejected.
 * **Cache.** :meth:`RegistryService.materialize` fills ``<cache>/<package_digest>/`` from the
   artifact store (every blob verified on read), builds it in a temporary sibling folder and
@@ -59,8 +67,12 @@ from dockyard.core.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
+    PermissionDenied,
 )
 from dockyard.core.registry_entities import (
+    APPROVAL_APPROVE,
+    APPROVAL_REJECT,
+    APPROVAL_REQUEST,
     APPROVED,
     CANDIDATE,
     PRODUCTION,
@@ -71,6 +83,7 @@ from dockyard.core.registry_entities import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     AliasEvent,
+    Approval,
     ModelVersion,
     RegisteredModel,
     StatusEvent,
@@ -187,6 +200,12 @@ REGISTRY_PERMISSIONS: dict[str, str] = {
     "load_model": MODEL_READ,
     "open_package_file": MODEL_READ,
     "lineage": MODEL_READ,
+    "set_approval_policy": MODEL_APPROVE,
+    "request_approval": MODEL_WRITE,
+    "approve": MODEL_APPROVE,
+    "reject": MODEL_APPROVE,
+    "approvals": MODEL_READ,
+    "check_production_approval": MODEL_READ,
 }
 #: Moves of a version's status that are decisions of an approver.
 APPROVAL_STATUSES = frozenset({APPROVED, PRODUCTION, REJECTED})
@@ -653,8 +672,9 @@ class RegistryService:
     ) -> ModelVersion:
         """Move a version along :data:`TRANSITIONS`; an illegal move is a Conflict naming the
         allowed targets. ``approved`` needs the latest validation to have passed, or
-        ``override_gate=True`` with a written ``reason``. ``retired`` follows the rules of
-        :meth:`retire` (reason required, no aliases)."""
+        ``override_gate=True`` with a written ``reason``. ``production`` needs a valid approval
+        when the model's approval policy is on (:meth:`check_production_approval`).
+        ``retired`` follows the rules of :meth:`retire` (reason required, no aliases)."""
         check_model_name(name)
         ver = check_version(version)
         self._check_status(to_status)
@@ -691,6 +711,9 @@ class RegistryService:
                 overridden = self._check_gate(u, name, ver, override_gate)
             if to_status == RETIRED:
                 self._check_no_aliases(u, name, ver)
+            approval = None
+            if to_status == PRODUCTION:
+                approval = self._production_approval(u, name, ver)
             now = now_ms()
             u.update_model_version(name, ver, now, status=to_status, status_reason=why)
             u.insert_status_event(name, ver, current, to_status, self.actor.name, now, why)
@@ -712,6 +735,11 @@ class RegistryService:
                 from_status=current,
                 to_status=to_status,
                 reason=why,
+                **(
+                    {}
+                    if approval is None
+                    else {"approval_id": approval.id, "approved_by": approval.actor}
+                ),
             )
             mv = u.get_model_version(name, ver)
             assert mv is not None
@@ -837,6 +865,234 @@ class RegistryService:
             return u.status_events(name, ver)
 
         return self.store.read(fn)
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def set_approval_policy(self, name: str, required: bool) -> RegisteredModel:
+        """Turn the model's approval policy on or off: when on, a move to production (and,
+        for serving, live traffic) needs a four-eyes approval of the version's package.
+        Needs ``model:approve`` on the model (admins have it). Audited as
+        ``approval_policy.set``."""
+        check_model_name(name)
+        self.authz.require(MODEL_APPROVE, name)
+        if not isinstance(required, bool):
+            raise InvalidInput(f"required must be true or false, got {required!r}")
+
+        def fn(u: Unit) -> RegisteredModel:
+            self._lock(u, name)
+            before = u.model_requires_approval(name)
+            u.update_registered_model(name, now_ms(), require_approval=required)
+            record_event(
+                u,
+                self.actor,
+                "approval_policy.set",
+                "registered_model",
+                name,
+                require_approval=required,
+                previous=before,
+            )
+            model = u.get_registered_model(name)
+            assert model is not None
+            return model
+
+        return self.store.write(fn)
+
+    def request_approval(self, name: str, version: int | str, comment: str = "") -> Approval:
+        """Ask for an approval of a version (its current package digest is recorded); the
+        requester may not approve it. Needs ``model:write``. Audited as ``approval.request``."""
+        check_model_name(name)
+        self.authz.require(MODEL_WRITE, name)
+        ver = check_version(version)
+        text = _clean_comment(comment)
+
+        def fn(u: Unit) -> Approval:
+            self._lock(u, name)
+            mv = self._approvable_version(u, name, ver, "request an approval for")
+            step = u.insert_approval(
+                {
+                    "name": name,
+                    "version": ver,
+                    "action": APPROVAL_REQUEST,
+                    "actor": self.actor.name,
+                    "requester": self.actor.name,
+                    "comment": text,
+                    "package_digest": mv.package_digest,
+                    "time": now_ms(),
+                }
+            )
+            record_event(
+                u,
+                self.actor,
+                "approval.request",
+                "model_version",
+                _mv_id(name, ver),
+                approval_id=step.id,
+                package_digest=mv.package_digest,
+                comment=text,
+            )
+            return step
+
+        return self.store.write(fn)
+
+    def approve(self, name: str, version: int | str, comment: str = "") -> Approval:
+        """Approve the requested version for production, bound to its package digest. Needs
+        ``model:approve``, and the approver must be neither the version's author nor the
+        requester (PermissionDenied naming which). Audited as ``approval.approve``."""
+        return self._decide(name, version, APPROVAL_APPROVE, comment)
+
+    def reject(self, name: str, version: int | str, comment: str) -> Approval:
+        """Reject the requested version (a comment saying why is required); a rejection after
+        an approval withdraws it. Same rules as :meth:`approve`; audited as
+        ``approval.reject``."""
+        return self._decide(name, version, APPROVAL_REJECT, comment)
+
+    def approvals(self, name: str, version: int | str) -> list[Approval]:
+        """Every request, approval and rejection of a version, oldest first."""
+        check_model_name(name)
+        self.authz.require(MODEL_READ, name)
+        ver = check_version(version)
+
+        def fn(u: Unit) -> list[Approval]:
+            self._version_status(u, name, ver)
+            return u.list_approvals(name, ver)
+
+        return self.store.read(fn)
+
+    def check_production_approval(self, name: str, version: int | str) -> Approval | None:
+        """Whether the version may serve in production under its model's approval policy:
+        None when the policy is off, the approval that counts when it is on, and a Conflict
+        saying exactly what is missing otherwise. The check :meth:`transition` applies to a
+        move to production (and serving applies to live traffic)."""
+        check_model_name(name)
+        self.authz.require(MODEL_READ, name)
+        ver = check_version(version)
+        return self.store.read(lambda u: self._production_approval(u, name, ver))
+
+    def _decide(self, name: str, version: int | str, action: str, comment: str) -> Approval:
+        check_model_name(name)
+        self.authz.require(MODEL_APPROVE, name)
+        ver = check_version(version)
+        text = _clean_comment(comment)
+        if action == APPROVAL_REJECT and not text:
+            raise InvalidInput("a rejection needs a comment saying why (comment=...)")
+
+        def fn(u: Unit) -> Approval:
+            self._lock(u, name)
+            verb = "approve" if action == APPROVAL_APPROVE else "reject"
+            mv = self._approvable_version(u, name, ver, verb)
+            request = _latest_request(u.list_approvals(name, ver), mv.package_digest)
+            if request is None:
+                raise Conflict(
+                    f"no approval was requested for version {ver} of model {name!r} (package "
+                    f"{mv.package_digest[:12]}); request one first (dockyard models approval "
+                    f"request {name}/{ver})",
+                    name=name,
+                    version=ver,
+                )
+            who = self.actor.name
+            for role, holder in (("author", mv.created_by), ("requester", request.actor)):
+                if who == holder:
+                    raise PermissionDenied(
+                        f"{who!r} cannot {verb} version {ver} of model {name!r}: they are its "
+                        f"{role} (four-eyes rule: the approver must be neither the author "
+                        f"({mv.created_by}) nor the requester ({request.actor}))",
+                        permission=MODEL_APPROVE,
+                        resource_type="registered_model",
+                        resource_id=name,
+                        principal=who,
+                        rule="four_eyes",
+                        conflict=role,
+                    )
+            step = u.insert_approval(
+                {
+                    "name": name,
+                    "version": ver,
+                    "action": action,
+                    "actor": who,
+                    "requester": request.actor,
+                    "comment": text,
+                    "package_digest": mv.package_digest,
+                    "time": now_ms(),
+                }
+            )
+            record_event(
+                u,
+                self.actor,
+                f"approval.{action}",
+                "model_version",
+                _mv_id(name, ver),
+                approval_id=step.id,
+                requester=request.actor,
+                package_digest=mv.package_digest,
+                comment=text,
+            )
+            return step
+
+        return self.store.write(fn)
+
+    def _approvable_version(self, u: Unit, name: str, ver: int, verb: str) -> ModelVersion:
+        status = self._version_status(u, name, ver)
+        if status in TERMINAL_STATUSES:
+            raise Conflict(
+                f"cannot {verb} version {ver} of model {name!r}: it is {status}",
+                name=name,
+                version=ver,
+                status=status,
+            )
+        mv = u.get_model_version(name, ver)
+        assert mv is not None
+        return mv
+
+    def _production_approval(self, u: Unit, name: str, ver: int) -> Approval | None:
+        required = u.model_requires_approval(name)
+        if required is None:
+            raise self._no_model(name)
+        mv = u.get_model_version(name, ver)
+        if mv is None:
+            raise self._no_version(name, ver)
+        if not required:
+            return None
+        steps = u.list_approvals(name, ver)
+        digest = mv.package_digest
+        decisions = [s for s in steps if s.action in (APPROVAL_APPROVE, APPROVAL_REJECT)]
+        decision = decisions[-1] if decisions else None
+        if (
+            decision is not None
+            and decision.action == APPROVAL_APPROVE
+            and decision.package_digest == digest
+            and decision.actor not in (mv.created_by, decision.requester)
+        ):
+            return decision
+        request = _latest_request(steps, digest)
+        requester = request.actor if request is not None else None
+        if decision is not None and decision.action == APPROVAL_APPROVE:
+            if decision.package_digest != digest:
+                why = (
+                    f"the approval by {decision.actor} was given for package "
+                    f"{decision.package_digest[:12]}, but the version's package is "
+                    f"{digest[:12]}: a different package cannot ride on an approval"
+                )
+            else:
+                why = f"the approval by {decision.actor} breaks the four-eyes rule"
+        elif request is not None and (decision is None or request.id > decision.id):
+            why = f"the request by {requester} is waiting for an approver"
+        elif decision is not None and decision.package_digest == digest:
+            why = f"it was rejected by {decision.actor}: {decision.comment}"
+        elif request is not None:
+            why = f"the request by {requester} is waiting for an approver"
+        else:
+            why = f"no approval was requested (dockyard models approval request {name}/{ver})"
+        raise Conflict(
+            f"version {ver} of model {name!r} needs an approval from a user with the approver "
+            f"role who is neither the author ({mv.created_by}) nor the requester "
+            f"({requester or 'none yet'}) before it can go to production: {why}",
+            name=name,
+            version=ver,
+            missing="approval",
+            author=mv.created_by,
+            requester=requester,
+            package_digest=digest,
+        )
 
     # -- validation gate ---------------------------------------------------------------------
 
@@ -1403,6 +1659,20 @@ class RegistryService:
             return mv
 
         return self.store.write(fn)
+
+
+def _clean_comment(comment: Any) -> str:
+    if comment is None:
+        return ""
+    return _clean_text("comment", comment, MAX_REASON).strip()
+
+
+def _latest_request(steps: Sequence[Approval], digest: str) -> Approval | None:
+    """The newest request made for ``digest`` (the version's current package)."""
+    for step in reversed(steps):
+        if step.action == APPROVAL_REQUEST and step.package_digest == digest:
+            return step
+    return None
 
 
 def _allowed_text(current: str) -> str:

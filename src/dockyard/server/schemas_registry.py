@@ -17,7 +17,7 @@ value.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -25,12 +25,14 @@ from dockyard.core.wire import HOLDOUT_DTYPE_PATTERN
 from dockyard.server.schemas import Scalar, _Body
 
 __all__ = [
+    "ApprovalStep",
     "CreateModelVersion",
     "CreateRegisteredModel",
     "HoldoutData",
     "PackageFile",
     "RetireVersion",
     "SetAlias",
+    "SetApprovalPolicy",
     "SetModelTag",
     "TransitionVersion",
     "UpdateRegisteredModel",
@@ -90,6 +92,19 @@ class TransitionVersion(_Body):
     to: str = Field(description="candidate, approved, production, deprecated, retired, rejected")
     reason: str | None = None
     override_gate: bool = False
+
+
+class ApprovalStep(_Body):
+    action: Literal["request", "approve", "reject"] = Field(
+        description="request an approval, approve it or reject it (a rejection needs a comment)"
+    )
+    comment: str = ""
+
+
+class SetApprovalPolicy(_Body):
+    require_approval: bool = Field(
+        description="true: promotion to production needs a four-eyes approval"
+    )
 
 
 class RetireVersion(_Body):

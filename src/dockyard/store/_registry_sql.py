@@ -22,6 +22,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from dockyard.core.registry_entities import (
     AliasEvent,
+    Approval,
     ModelVersion,
     RegisteredModel,
     StatusEvent,
@@ -106,6 +107,7 @@ class RegistryUnit:
                 tags=tags[r.name],
                 aliases=aliases[r.name],
                 latest_version=latest.get(r.name),
+                require_approval=bool(r.require_approval),
             )
             for r in rows
         ]
@@ -419,6 +421,42 @@ class RegistryUnit:
         v = t.model_validations.c
         q = select(t.model_validations).where(v.name == name, v.version == version)
         return [_validation(r) for r in self.conn.execute(q.order_by(v.id))]
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def insert_approval(self, values: Mapping[str, Any]) -> Approval:
+        result = self.conn.execute(insert(t.model_approvals).values(**values))
+        aid = result.inserted_primary_key[0]
+        row = self.conn.execute(
+            select(t.model_approvals).where(t.model_approvals.c.id == aid)
+        ).one()
+        return _approval(row)
+
+    def list_approvals(self, name: str, version: int) -> list[Approval]:
+        """Every approval step of a version, oldest first."""
+        a = t.model_approvals.c
+        q = select(t.model_approvals).where(a.name == name, a.version == version)
+        return [_approval(r) for r in self.conn.execute(q.order_by(a.id))]
+
+    def model_requires_approval(self, name: str) -> bool | None:
+        """The model's approval policy; None if the model does not exist."""
+        m = t.registered_models.c
+        row = self.conn.execute(select(m.require_approval).where(m.name == name)).first()
+        return None if row is None else bool(row[0])
+
+
+def _approval(r: Any) -> Approval:
+    return Approval(
+        id=int(r.id),
+        name=r.name,
+        version=r.version,
+        action=r.action,
+        actor=r.actor,
+        requester=r.requester,
+        comment=r.comment,
+        package_digest=r.package_digest,
+        time=r.time,
+    )
 
 
 def _validation(r: Any) -> ValidationResult:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -175,6 +176,8 @@ registered_models = Table(
     Column("owner", String(256), nullable=False),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
+    # The approval policy (migration 0005): production needs a four-eyes approval.
+    Column("require_approval", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 registered_model_tags = Table(
@@ -306,6 +309,30 @@ model_validations = Table(
     Column("actor", String(256), nullable=False),
     Column("time", BigInteger, nullable=False),
     Index("ix_model_validations_name_version", "name", "version"),
+)
+
+# -- approvals (migration 0005) -------------------------------------------------------------
+
+# Append-only: requests, approvals and rejections of a version, each with the package digest it
+# was made for. Whether a version is approved is read from these rows (the latest decision).
+model_approvals = Table(
+    "model_approvals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("requester", String(256), nullable=True),
+    Column("comment", Text, nullable=False),
+    Column("package_digest", String(64), nullable=False),
+    Column("time", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_model_approvals_name_version", "name", "version"),
 )
 
 # -- identities, tokens and role grants (migration 0004) -------------------------------------

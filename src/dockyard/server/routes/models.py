@@ -26,6 +26,13 @@ POST     {v}/retire                                   ``{reason, replacement_ver
 POST     {v}/validate                                 ``{data: {columns | records, dtypes}, label,
                                                       against, requirements}`` -> 201 verdict
 GET      {v}/validations                              stored verdicts ``{items, ...}``
+POST     {v}/approvals                                ``{action: request|approve|reject, comment}``
+                                                      -> 201 the approval step
+GET      {v}/approvals                                steps, oldest first ``{items, ...}``
+GET      {v}/production-approval                      ``{approval}``: the approval that counts
+                                                      (null when the policy is off); 409 saying
+                                                      what is missing
+PUT      /models/{name}/approval-policy               ``{require_approval}`` -> registered model
 GET      {v}/lineage                                  ``{root, nodes, edges}``
 GET      {v}/status-history                           ``{items, next_page_token}``
 GET      {v}/files                                    ``{items: [{path, sha256, size}]}``
@@ -74,10 +81,12 @@ from dockyard.server.routes._common import (
     streamed_download,
 )
 from dockyard.server.schemas_registry import (
+    ApprovalStep,
     CreateModelVersion,
     CreateRegisteredModel,
     RetireVersion,
     SetAlias,
+    SetApprovalPolicy,
     SetModelTag,
     TransitionVersion,
     UpdateRegisteredModel,
@@ -273,6 +282,39 @@ def validate(name: str, version: Version, body: ValidateVersion, service: Regist
 @router.get("/models/{name}/versions/{version}/validations", summary="A version's stored verdicts")
 def validations(name: str, version: Version, service: Registry) -> Response:
     return page(service.validations(name, version))
+
+
+@router.put("/models/{name}/approval-policy", summary="Turn the model's approval policy on or off")
+def set_approval_policy(name: str, body: SetApprovalPolicy, service: Registry) -> Response:
+    return ok(_d(service.set_approval_policy(name, body.require_approval)))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/approvals",
+    status_code=201,
+    summary="Request, approve or reject a version for production",
+)
+def approval_step(name: str, version: Version, body: ApprovalStep, service: Registry) -> Response:
+    if body.action == "request":
+        step = service.request_approval(name, version, body.comment)
+    elif body.action == "approve":
+        step = service.approve(name, version, body.comment)
+    else:
+        step = service.reject(name, version, body.comment)
+    return ok(_d(step), 201)
+
+
+@router.get("/models/{name}/versions/{version}/approvals", summary="A version's approval steps")
+def approvals(name: str, version: Version, service: Registry) -> Response:
+    return page(service.approvals(name, version))
+
+
+@router.get(
+    "/models/{name}/versions/{version}/production-approval",
+    summary="The approval that lets a version serve in production (409 if missing)",
+)
+def production_approval(name: str, version: Version, service: Registry) -> Response:
+    return ok({"approval": _d(service.check_production_approval(name, version))})
 
 
 @router.get("/models/{name}/versions/{version}/lineage", summary="A version's lineage graph")
