@@ -318,6 +318,20 @@ def test_retention_deletes_old_events_and_the_chain_still_verifies(
     assert not broken.ok and broken.broken_event_id == recent[1]
 
 
+def test_retention_needs_an_administrator(backend: Backend) -> None:
+    from dockyard.core.errors import PermissionDenied
+
+    store = backend.store
+    backend.identity(Actor("laptop")).create_user("root", roles=["admin"])
+    backend.identity(Actor("root")).create_user("vi", roles=["viewer"])
+    before = [e.event_id for e in backend.tracking(Actor("root")).list_audit_events(limit=1000)]
+    with pytest.raises(PermissionDenied, match="admin"):
+        apply_retention(store, Actor("vi"), 183, now=T0 + 700 * DAY)
+    after = [e.event_id for e in backend.tracking(Actor("root")).list_audit_events(limit=1000)]
+    assert after == before  # nothing deleted, nothing recorded
+    apply_retention(store, Actor("root"), 183, now=T0 + 700 * DAY)
+
+
 def test_retention_can_delete_everything_even_its_earlier_checkpoints(backend: Backend) -> None:
     store = backend.store
     _append(store, 4, T0)

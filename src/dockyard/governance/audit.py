@@ -229,11 +229,16 @@ def apply_retention(
     """Delete the audit events older than ``retention_days`` and record that, verifiably.
 
     What is deleted is the longest run of oldest events written before the cutoff (a prefix
-    of the chain, so the events left still link up even if clocks went backwards). In the
+    of the chain, so the events left still link up even if clocks went backwards); it needs
+    the ``admin`` permission. In the
     same transaction an ``audit.retention`` event records how many were deleted and the hash
     of the newest of them: the checkpoint that the oldest remaining event links to, which is
     how :func:`verify_chain` tells retention from tampering.
     """
+    from dockyard.governance.permissions import Authorizer
+
+    # Deleting audit history is an administrator's act, locally as on a server.
+    (actor.authorizer or Authorizer.local(store, actor.name)).require("admin")
     days = check_retention_days(retention_days)
     at = now_ms() if now is None else now
     cutoff = retention_cutoff(days, at)
