@@ -23,12 +23,11 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-import anyio
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
+from _asgi import send_raw
 from dockyard.core.config import load_settings
 from dockyard.governance.audit import Actor
 from dockyard.server.app import create_app
@@ -648,44 +647,8 @@ ESCAPES = [
 
 
 def raw_asgi(app: Any, method: str, target: str, body: bytes = b"") -> tuple[int, Any]:
-    """Send ``target`` to the ASGI app byte for byte, as uvicorn would: ``path`` is the target
-    percent-decoded once, ``raw_path`` the bytes as sent. No client normalises anything."""
-    raw_path, _, query = target.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": unquote(raw_path),
-        "raw_path": raw_path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    messages: list[dict[str, Any]] = []
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    async def call() -> None:
-        with anyio.fail_after(10):
-            await app(scope, receive, send)
-
-    anyio.run(call)
-    status = next(m["status"] for m in messages if m["type"] == "http.response.start")
-    payload = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    """Send ``target`` to the ASGI app byte for byte (:func:`_asgi.send_raw`); the JSON answer."""
+    status, _headers, payload = send_raw(app, method, target, body)
     return status, json.loads(payload)
 
 

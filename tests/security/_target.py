@@ -20,11 +20,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-import anyio
 from starlette.exceptions import StarletteDeprecationWarning
 
+from _asgi import send_raw
 from dockyard.core.config import load_settings
 from dockyard.governance.audit import Actor
 from dockyard.server.app import create_app
@@ -114,48 +113,8 @@ class Target:
         body: bytes = b"",
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Send ``target`` to the ASGI app untouched: ``path`` is the target percent-decoded
-        once (as uvicorn does), ``raw_path`` the bytes as sent."""
-        raw_path, _, query = target.partition("?")
-        hdrs = headers if headers is not None else [(b"host", b"testserver")]
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": unquote(raw_path),
-            "raw_path": raw_path.encode("latin-1", "replace"),
-            "query_string": query.encode("latin-1", "replace"),
-            "root_path": "",
-            "headers": [*hdrs, (b"content-length", str(len(body)).encode())],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
-        messages: list[dict[str, Any]] = []
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await anyio.sleep_forever()
-            raise AssertionError("unreachable")
-
-        async def send(message: dict[str, Any]) -> None:
-            messages.append(message)
-
-        async def call() -> None:
-            with anyio.fail_after(10):
-                await self.app(scope, receive, send)
-
-        anyio.run(call)
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        payload = b"".join(
-            m.get("body", b"") for m in messages if m["type"] == "http.response.body"
-        )
-        return start["status"], list(start.get("headers", [])), payload
+        """Send ``target`` to the ASGI app untouched (see :func:`_asgi.send_raw`)."""
+        return send_raw(self.app, method, target, body, headers)
 
 
 def _seed(t: Target, package: Path) -> None:
