@@ -155,7 +155,9 @@ class Client(_Base):
         )
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
+        # "service"/"registry" land here only when their property raised AttributeError:
+        # re-raising keeps that error visible instead of recursing through the property again.
+        if name.startswith("_") or name in ("service", "registry"):
             raise AttributeError(name)
         service = self.service
         try:
