@@ -45,31 +45,35 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def running_server(home: Path, log_level: str = "info") -> Iterator[Server]:
-    """``dockyard.server.app.run`` in a subprocess with ``DOCKYARD_HOME=home`` (and no other
-    ``DOCKYARD_*`` variable), its output in ``<home>.log``; stopped on exit."""
+def running_server(
+    home: Path, log_level: str = "info", workers: int = 1, **settings: str
+) -> Iterator[Server]:
+    """``dockyard.server.app.run`` in a subprocess with ``DOCKYARD_HOME=home`` and the given
+    ``DOCKYARD_*`` variables (no other), its terminal and log in ``<home>.log``; stopped on
+    exit."""
     log = home.parent / f"{home.name}.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["DOCKYARD_HOME"] = str(home)
+    env.update(DOCKYARD_HOME=str(home), **settings)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     code = (
         "import sys\n"
         "from dockyard.server.app import run\n"
-        "run(host='127.0.0.1', port=int(sys.argv[1]), log_level=sys.argv[2])\n"
+        "run(host='127.0.0.1', port=int(sys.argv[1]), log_level=sys.argv[2], "
+        "workers=int(sys.argv[3]))\n"
     )
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as log_file:
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-c", code, str(port), log_level],
+            [sys.executable, "-c", code, str(port), log_level, str(workers)],
             env=env,
             stdout=log_file,
             stderr=log_file,
         )
         try:
             while not _healthy(url):
-                if process.poll() is not None or time.monotonic() - started > 20:
+                if process.poll() is not None or time.monotonic() - started > 30:
                     pytest.fail(f"server did not become healthy:\n{log.read_text()}")
                 time.sleep(0.02)
             yield Server(url, home, log, process, time.monotonic() - started)

@@ -6,11 +6,7 @@ Started the way ``dockyard server`` starts it (``dockyard.server.app.run``), on 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +17,7 @@ from dockyard.client.client import Client
 from dockyard.core.config import load_settings
 from dockyard.core.errors import PermissionDenied, Unauthenticated
 
-from ._server import SRC, _healthy, free_port
+from ._server import running_server
 
 pytestmark = pytest.mark.e2e
 ADMIN_TOKEN = "dy_e2e-admin-" + "z" * 40
@@ -29,37 +25,9 @@ ADMIN_TOKEN = "dy_e2e-admin-" + "z" * 40
 
 @contextmanager
 def auth_server(home: Path, workers: int = 1, **env: str) -> Iterator[tuple[str, Path]]:
-    log = home.parent / f"{home.name}.log"
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    environ.update(DOCKYARD_HOME=str(home), DOCKYARD_AUTH="on", **env)
-    environ["PYTHONPATH"] = os.pathsep.join([str(SRC), environ.get("PYTHONPATH", "")])
-    code = (
-        "import sys\nfrom dockyard.server.app import run\n"
-        "run(host='127.0.0.1', port=int(sys.argv[1]), workers=int(sys.argv[2]))\n"
-    )
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(port), str(workers)],
-            env=environ,
-            stdout=out,
-            stderr=out,
-        )
-        try:
-            started = time.monotonic()
-            while not _healthy(url):
-                if proc.poll() is not None or time.monotonic() - started > 30:
-                    pytest.fail(f"server did not become healthy:\n{log.read_text()}")
-                time.sleep(0.05)
-            yield url, log
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """A real server with ``DOCKYARD_AUTH=on``; yields its URL and its terminal/log file."""
+    with running_server(home, workers=workers, DOCKYARD_AUTH="on", **env) as server:
+        yield server.url, server.log
 
 
 def _client(url: str, token: str | None) -> Client:

@@ -221,3 +221,60 @@ def test_server_refuses_dangerous_skops_packages(
     else:
         assert_envelope(r.status_code, r.json())
         assert f"{module}.{name}" in r.json()["error"]["message"]
+
+
+# -- types the author vouched for, that a server does not trust -----------------------------------
+
+
+def _gadget_package(tmp_path: Path, marker: Path) -> tuple[Path, str]:
+    import pandas as pd
+
+    from dockyard.registry.packaging import save_model
+
+    from ._gadget import Gadget
+
+    x = pd.DataFrame({"a": [0.5, -0.5, 1.0], "b": [0.1, 0.2, 0.3]})
+    dest = tmp_path / "gadget-pkg"
+    save_model(Gadget(str(marker)).fit(x, [1, 0, 1]), dest, input_example=x)
+    [recorded] = read_manifest(dest).skops_trusted_types
+    assert recorded.endswith("_gadget.Gadget")
+    return dest, recorded
+
+
+def test_server_does_not_build_types_only_the_author_trusted(
+    target: Target, tmp_path: Path
+) -> None:
+    """An editor's package that records its own class (whose loading runs code) is stored,
+    but the server's validate refuses to build it -- the class's module is not in
+    DOCKYARD_TRUSTED_MODULES -- and the code never runs; locally, where the user loading the
+    package is the one trusting its author, it loads as before."""
+    marker = tmp_path / "pwned"
+    pkg, recorded = _gadget_package(tmp_path, marker)
+    r = _upload_package(target, pkg, "gadget")
+    assert r.status_code == 201, r.text
+    out = target.client.post(f"{API}/models/gadget/versions/1/validate", json=HOLDOUT)
+    assert_envelope(out.status_code, out.json())
+    assert 400 <= out.status_code < 500
+    message = out.json()["error"]["message"]
+    assert recorded in message and "DOCKYARD_TRUSTED_MODULES" in message
+    assert not marker.exists()
+
+    root = recorded.split(".")[0]
+    from dockyard.registry.packaging.trust import DEFAULT_TRUSTED_MODULES
+
+    with pytest.raises(Exception, match="DOCKYARD_TRUSTED_MODULES"):
+        load_model(pkg, trusted_modules=DEFAULT_TRUSTED_MODULES)
+    assert not marker.exists()
+    load_model(pkg, trusted_modules=(*DEFAULT_TRUSTED_MODULES, root))  # the operator opted in
+    assert marker.exists()
+
+
+def test_the_trusted_modules_setting_is_checked() -> None:
+    from dockyard.core.errors import ConfigError
+    from dockyard.registry.packaging.trust import DEFAULT_TRUSTED_MODULES, parse_trusted_modules
+
+    assert parse_trusted_modules(None) == DEFAULT_TRUSTED_MODULES
+    assert parse_trusted_modules("sklearn, mycorp.models,sklearn") == ("sklearn", "mycorp.models")
+    assert parse_trusted_modules("*") is None
+    with pytest.raises(ConfigError, match="not a module name"):
+        parse_trusted_modules("sklearn,../evil")

@@ -18,6 +18,13 @@ Guarantees:
   their name (bit rot, tampering).
 * **No traversal.** A digest must be exactly 64 lowercase hex characters before it is joined to
   any path.
+* **Encryption at rest (optional).** Given a :class:`~dockyard.artifacts.crypto.BlobCipher`,
+  every blob written is AES-256-GCM ciphertext (:mod:`dockyard.artifacts.crypto`); the address
+  stays the sha256 of the *plaintext*, so digests, dedup and verification are unchanged, and
+  reads decrypt and authenticate every chunk before it is yielded. Blobs written before
+  encryption was turned on are still read as they are (and rewritten encrypted when stored
+  again); an encrypted blob read without its key is a
+  :class:`~dockyard.core.errors.ConfigError` naming the key id.
 
 Boundaries: a foundation. It knows nothing of runs, artifact paths (see
 :mod:`dockyard.artifacts.paths`) or the metadata store, and imports nothing from Dockyard but
@@ -28,6 +35,7 @@ blob is unreferenced and may be deleted is the caller's job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -43,7 +51,15 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from dockyard.artifacts._private import create_private, publish_mode
-from dockyard.core.errors import Conflict, IntegrityError, InvalidInput, NotFound, PayloadTooLarge
+from dockyard.artifacts.crypto import HEADER_SIZE, MAGIC, BlobCipher, is_encrypted_header
+from dockyard.core.errors import (
+    ConfigError,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; fsspec is imported lazily at run time
     from fsspec import AbstractFileSystem
@@ -171,13 +187,15 @@ class ArtifactStore:
 
     ``root_uri`` is a local folder path, a ``file://`` URI, or any fsspec URI. Construction does
     no I/O (folders appear on the first write), so building a store for a misconfigured root
-    is cheap and errors surface where the data is.
+    is cheap and errors surface where the data is. With a ``cipher``, blobs are stored
+    encrypted (see the module's notes).
     """
 
-    def __init__(self, root_uri: str) -> None:
+    def __init__(self, root_uri: str, cipher: BlobCipher | None = None) -> None:
         if not isinstance(root_uri, str) or not root_uri.strip():
             raise InvalidInput("the artifact root must be a non-empty path or URI")
         self._root_uri = root_uri
+        self._cipher = cipher
         self._fs: AbstractFileSystem | None = None
         self._local_root: str | None = None
         self._remote_root = ""
@@ -210,8 +228,34 @@ class ArtifactStore:
         """The absolute local folder of a local root; ``None`` for a remote one."""
         return Path(self._local_root) if self._local_root is not None else None
 
+    @property
+    def encrypted(self) -> bool:
+        """True if new blobs are written encrypted."""
+        return self._cipher is not None
+
+    @property
+    def current_key_id(self) -> str | None:
+        """Id of the key new blobs are encrypted with; ``None`` when they are stored plain."""
+        return self._cipher.provider.encryption_key()[0] if self._cipher is not None else None
+
     def __repr__(self) -> str:
-        return f"ArtifactStore({self._root_uri!r})"
+        suffix = ", encrypted" if self._cipher is not None else ""
+        return f"ArtifactStore({self._root_uri!r}{suffix})"
+
+    def _stored_size(self, size: int) -> int:
+        """Bytes a blob of ``size`` plaintext bytes takes when this store writes it."""
+        return self._cipher.ciphertext_size(size) if self._cipher is not None else size
+
+    def _copy_in(
+        self, chunks: Iterable[bytes], out: IO[bytes], max_bytes: int | None
+    ) -> tuple[str, int]:
+        """Copy plaintext ``chunks`` to ``out`` (encrypting if configured); hash the plaintext."""
+        if self._cipher is None:
+            return _copy_hashed(chunks, out, max_bytes)
+        writer = self._cipher.writer(out)
+        result = _copy_hashed(chunks, writer, max_bytes)  # type: ignore[arg-type]
+        writer.close()
+        return result
 
     def _filesystem(self) -> AbstractFileSystem:
         # Imported and connected on first use: a local store never pays for fsspec, and a remote
@@ -300,7 +344,9 @@ class ArtifactStore:
             return self._put_local(source, max_bytes)
         return self._put_remote(source, max_bytes, expected=None)
 
-    def _put_local(self, chunks: Iterator[bytes], max_bytes: int | None) -> BlobInfo:
+    def _put_local(
+        self, chunks: Iterator[bytes], max_bytes: int | None, replace: bool = False
+    ) -> BlobInfo:
         assert self._local_root is not None
         tmp_dir = os.path.join(self._local_root, "tmp")
         _makedirs_private(tmp_dir)
@@ -308,7 +354,7 @@ class ArtifactStore:
         fd, tmp_path = tempfile.mkstemp(dir=tmp_dir, suffix=_TMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as out:
-                digest, size = _copy_hashed(chunks, out, max_bytes)
+                digest, size = self._copy_in(chunks, out, max_bytes)
                 out.flush()
                 # Durable before visible: after the rename the address must hold these bytes
                 # even if the machine loses power.
@@ -329,7 +375,7 @@ class ArtifactStore:
                 existing = os.stat(final).st_size
             except FileNotFoundError:
                 existing = None
-            if existing == size:
+            if existing == self._stored_size(size) and not replace:
                 # Same address, same size: the identical blob is already there (dedup).
                 os.unlink(tmp_path)
             else:
@@ -350,7 +396,11 @@ class ArtifactStore:
             raise
 
     def _put_remote(
-        self, chunks: Iterator[bytes], max_bytes: int | None, expected: str | None
+        self,
+        chunks: Iterator[bytes],
+        max_bytes: int | None,
+        expected: str | None,
+        replace: bool = False,
     ) -> BlobInfo:
         # Always through a temporary key, then a move (a server-side copy on object stores):
         # a final key is only ever written from bytes whose hash was checked first. A direct
@@ -364,7 +414,7 @@ class ArtifactStore:
             fs.makedirs(tmp_dir, exist_ok=True)
         try:
             with fs.open(tmp_key, "wb") as out:
-                digest, size = _copy_hashed(chunks, out, max_bytes)
+                digest, size = self._copy_in(chunks, out, max_bytes)
             if expected is not None and digest != expected:
                 raise Conflict(
                     "the file changed while it was being uploaded; retry when it is stable",
@@ -372,7 +422,7 @@ class ArtifactStore:
                     actual=digest,
                 )
             final = self._remote_blob(digest)
-            if fs.exists(final) and fs.size(final) == size:
+            if not replace and fs.exists(final) and fs.size(final) == self._stored_size(size):
                 fs.rm(tmp_key)
             else:
                 with contextlib.suppress(Exception):
@@ -394,14 +444,38 @@ class ArtifactStore:
         return bool(self._filesystem().exists(self._remote_blob(digest)))
 
     def size(self, digest: str) -> int:
-        """Size in bytes of a stored blob; :class:`~dockyard.core.errors.NotFound` if absent."""
+        """Size in bytes of a stored blob's content (its plaintext, if stored encrypted);
+        :class:`~dockyard.core.errors.NotFound` if absent."""
         digest = _check_digest(digest)
         try:
-            if self._local_root is not None:
-                return os.stat(self._local_blob(digest)).st_size
-            return int(self._filesystem().size(self._remote_blob(digest)))
+            with self._open_raw(digest) as f:
+                head = f.read(HEADER_SIZE)
+                if is_encrypted_header(head) and len(head) == HEADER_SIZE:
+                    stored = f.seek(0, os.SEEK_END)
+                    return BlobCipher.plaintext_size(head, stored)
+                if self._local_root is not None:
+                    return os.fstat(f.fileno()).st_size
+                return int(self._filesystem().size(self._remote_blob(digest)))
         except FileNotFoundError:
             raise self._not_found(digest) from None
+
+    def _open_raw(self, digest: str) -> IO[bytes]:
+        """The stored file of a blob, as it is on disk (ciphertext when encrypted)."""
+        if self._local_root is not None:
+            # O_NOFOLLOW: a link planted in the root (to /etc/passwd, a key...) is never read.
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+            try:
+                return os.fdopen(os.open(self._local_blob(digest), flags), "rb")
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise IntegrityError(
+                    f"blob {digest} is a symbolic link, not a file the store wrote; the "
+                    "artifact root was tampered with -- remove the link and log the artifact "
+                    "again",
+                    digest=digest,
+                ) from None
+        return self._filesystem().open(self._remote_blob(digest), "rb")  # type: ignore[no-any-return]
 
     def _not_found(self, digest: str) -> NotFound:
         return NotFound(f"blob {digest} not found in the artifact store", digest=digest)
@@ -434,19 +508,12 @@ class ArtifactStore:
     def _iter_verified(self, digest: str) -> Iterator[bytes]:
         h = _sha256()
         try:
-            if self._local_root is not None:
-                # O_NOFOLLOW: a link swapped in after the check above is not followed either.
-                flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-                f: IO[bytes] = os.fdopen(os.open(self._local_blob(digest), flags), "rb")
-            else:
-                f = self._filesystem().open(self._remote_blob(digest), "rb")
+            # O_NOFOLLOW: a link swapped in after the check above is not followed either.
+            f = self._open_raw(digest)
         except FileNotFoundError:
             raise self._not_found(digest) from None  # deleted between exists() and here
         with f:
-            while True:
-                chunk = f.read(CHUNK_SIZE)
-                if not chunk:
-                    break
+            for chunk in self._plaintext(f, digest):
                 h.update(chunk)
                 yield chunk
         actual = h.hexdigest()
@@ -457,6 +524,27 @@ class ArtifactStore:
                 digest=digest,
                 actual=actual,
             )
+
+    def _plaintext(self, f: IO[bytes], digest: str) -> Iterator[bytes]:
+        head = f.read(CHUNK_SIZE)
+        if is_encrypted_header(head):
+            if self._cipher is None:
+                raise ConfigError(
+                    f"blob {digest} is stored encrypted and no key is configured; set "
+                    "DOCKYARD_ENCRYPTION_KEY (or DOCKYARD_KEY_PROVIDER) to the key it was "
+                    "written with",
+                    digest=digest,
+                )
+            f.seek(0)
+            yield from self._cipher.decrypt(f, name=f"blob {digest}")
+            return
+        if head:
+            yield head
+        while True:
+            chunk = f.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
 
     def download_blob(self, digest: str, dest_path: str | os.PathLike[str]) -> BlobInfo:
         """Copy a blob to ``dest_path`` only if it verifies; return its digest and size.
@@ -510,6 +598,45 @@ class ArtifactStore:
                 yield name
 
     # ------------------------------------------------------------------ maintenance
+
+    def stored_key_id(self, digest: str) -> str | None:
+        """The id of the key a blob is encrypted with, or ``None`` for a plaintext blob."""
+        digest = _check_digest(digest)
+        try:
+            with self._open_raw(digest) as f:
+                head = f.read(HEADER_SIZE)
+        except FileNotFoundError:
+            raise self._not_found(digest) from None
+        if len(head) == HEADER_SIZE and is_encrypted_header(head):
+            return head[len(MAGIC) : len(MAGIC) + 8].hex()
+        return None
+
+    def rewrite(self, digest: str) -> bool:
+        """Store a blob again the way this store writes now: encrypt a plaintext blob, move an
+        encrypted one to the current key (after a rotation), or decrypt it when encryption is
+        off. Returns False if it was already stored that way.
+
+        The plaintext is verified against the digest while it is spooled to a private
+        temporary file (the store's own ``tmp/`` for a local root), then written through the
+        usual atomic path; readers see the old or the new file, never a mix.
+        """
+        if self.stored_key_id(digest) == self.current_key_id:
+            return False
+        tmp_dir = None
+        if self._local_root is not None:
+            tmp_dir = os.path.join(self._local_root, "tmp")
+            _makedirs_private(tmp_dir)
+        with tempfile.TemporaryFile(dir=tmp_dir) as spool:
+            for chunk in self.open_blob(digest):
+                spool.write(chunk)
+            spool.seek(0)
+            if self._local_root is not None:
+                info = self._put_local(_iter_chunks(spool), None, replace=True)
+            else:
+                info = self._put_remote(_iter_chunks(spool), None, expected=digest, replace=True)
+        if info.digest != digest:  # pragma: no cover - open_blob verified the bytes
+            raise IntegrityError(f"blob {digest} changed while it was rewritten")
+        return True
 
     def delete_blob(self, digest: str) -> bool:
         """Remove a blob; True if it existed. Callers must know it is unreferenced.

@@ -99,6 +99,16 @@ class Unavailable(DockyardError):
     code = "unavailable"
 
 
+class ConfigError(DockyardError):
+    """Dockyard is configured wrongly for what was asked (a missing or malformed key, an
+    unloadable plug-in): the operator must fix a setting. 503 on a server: it is not the
+    caller's fault, and the call can succeed once the setting is fixed."""
+
+    http_status = 503
+    exit_code = 2
+    code = "config_error"
+
+
 class IntegrityError(DockyardError):
     """Stored data does not match its recorded hash: it was tampered with or corrupted."""
 

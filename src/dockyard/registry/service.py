@@ -218,6 +218,9 @@ class RegistryService:
     ``cache_dir`` holds materialized packages (default: ``<artifact root>/cache/packages`` for a
     local artifact root, else a per-user folder in the system temp folder;
     :meth:`dockyard.backend.Backend.registry` passes ``<home>/cache/packages``).
+    ``trusted_modules`` is the server's deserialisation policy (see
+    :mod:`dockyard.registry.packaging.trust`): None in local mode, where the user loading a
+    package is the one trusting its author; the ``DOCKYARD_TRUSTED_MODULES`` roots on a server.
     """
 
     def __init__(
@@ -227,8 +230,10 @@ class RegistryService:
         actor: Actor,
         *,
         cache_dir: str | os.PathLike[str] | None = None,
+        trusted_modules: Sequence[str] | None = None,
     ) -> None:
         self.store = store
+        self.trusted_modules = trusted_modules
         self.artifacts = artifacts
         self.actor = actor
         self.authz: Authorizer = actor.authorizer or Authorizer.local(store, actor.name)
@@ -1280,7 +1285,10 @@ class RegistryService:
 
         path = self._materialize(mv)
         return packaging.load_model(
-            path, trust_pickle=trust_pickle, expected_digest=mv.package_digest
+            path,
+            trust_pickle=trust_pickle,
+            expected_digest=mv.package_digest,
+            trusted_modules=self.trusted_modules,
         )
 
     def open_package_file(

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -332,6 +332,10 @@ class LoadedModel:
         return predict_proba
 
 
+#: (package digest, trust_pickle, trusted module roots or None): what a load depends on.
+_MemoKey = tuple[str, bool, tuple[str, ...] | None]
+
+
 class _LoadedModels:
     """Models this process already deserialised, by package digest: a load of the same package
     again (the same verified bytes, since the digest covers every file's sha256 and the
@@ -350,12 +354,12 @@ class _LoadedModels:
         import threading
         from collections import OrderedDict
 
-        self._items: OrderedDict[tuple[str, bool], tuple[Adapter, int]] = OrderedDict()
+        self._items: OrderedDict[_MemoKey, tuple[Adapter, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_items = max_items
         self.max_bytes = max_bytes
 
-    def get(self, key: tuple[str, bool]) -> Adapter | None:
+    def get(self, key: _MemoKey) -> Adapter | None:
         import copy
 
         with self._lock:
@@ -365,7 +369,7 @@ class _LoadedModels:
             self._items.move_to_end(key)
         return copy.deepcopy(hit[0])
 
-    def put(self, key: tuple[str, bool], adapter: Adapter, size: int) -> None:
+    def put(self, key: _MemoKey, adapter: Adapter, size: int) -> None:
         import copy
 
         if size > self.max_bytes or not _copies_cleanly(adapter):
@@ -404,6 +408,7 @@ def load_model(
     trust_pickle: bool = False,
     expected_digest: str | None = None,
     extra_columns: str = "drop",
+    trusted_modules: Sequence[str] | None = None,
 ) -> LoadedModel:
     """Verify the package at ``path`` and load it.
 
@@ -412,7 +417,8 @@ def load_model(
     linked or unlisted file raises :class:`~dockyard.core.errors.IntegrityError` naming it.
     skops files are loaded with the type policy of :mod:`dockyard.registry.packaging.trust`
     (:class:`~dockyard.registry.packaging.UntrustedModel` names refused types); a pickle-based
-    package needs ``trust_pickle=True``.
+    package needs ``trust_pickle=True``. ``trusted_modules`` (a server's policy) limits the
+    recorded skops types honoured to those module roots.
     """
     if extra_columns not in EXTRA_COLUMNS_MODES:
         raise InvalidInput(
@@ -428,10 +434,14 @@ def load_model(
             manifest.serialization,
             "load",
         )
-    adapter = _LOADED.get((manifest.digest, trust_pickle))
+    policy = None if trusted_modules is None else tuple(sorted(trusted_modules))
+    key = (manifest.digest, trust_pickle, policy)
+    adapter = _LOADED.get(key)
     if adapter is None:
-        adapter = get_flavor(manifest.flavor).load(manifest, blobs, trust_pickle=trust_pickle)
-        _LOADED.put((manifest.digest, trust_pickle), adapter, sum(map(len, blobs.values())))
+        adapter = get_flavor(manifest.flavor).load(
+            manifest, blobs, trust_pickle=trust_pickle, trusted_modules=policy
+        )
+        _LOADED.put(key, adapter, sum(map(len, blobs.values())))
     example = blobs.get(manifest.input_example) if manifest.input_example else None
     return LoadedModel(
         manifest, adapter, path=path, extra_columns=extra_columns, example_bytes=example

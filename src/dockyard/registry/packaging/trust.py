@@ -25,13 +25,21 @@ fixed set of safe defaults (NumPy, SciPy and most scikit-learn types) and report
 when ``save_model(..., trust_pickle=True)`` and reads them only when
 ``load_model(..., trust_pickle=True)``; the manifest records ``"trusted_pickle": true`` and
 the registry's audit event carries the flag.
+
+**On a server** the package's author is not the one who pays for a malicious file, so the
+author's record is not enough: a server never unpickles (the REST routes refuse
+``trust_pickle``), and it honours recorded skops types only from the module roots an operator
+lists (``trusted_modules``: the ``DOCKYARD_TRUSTED_MODULES`` setting, by default the ML
+libraries of :data:`DEFAULT_TRUSTED_MODULES`). An editor who uploads a package recording
+``mypackage.Evil`` cannot make the server build it; the operator adds ``mypackage`` to the
+setting when the team's own classes must load there.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from dockyard.registry.packaging.errors import UntrustedModel
@@ -39,9 +47,11 @@ from dockyard.registry.packaging.errors import UntrustedModel
 __all__ = [
     "DANGEROUS_EXACT",
     "DANGEROUS_PREFIXES",
+    "DEFAULT_TRUSTED_MODULES",
     "dangerous_types",
     "dump_pickle",
     "load_pickle",
+    "parse_trusted_modules",
     "require_pickle_trust",
     "skops_dumps",
     "skops_loads",
@@ -132,6 +142,40 @@ DANGEROUS_PREFIXES: Final[tuple[str, ...]] = tuple(
 _DANGEROUS_MODULES: Final[frozenset[str]] = frozenset(p[:-1] for p in DANGEROUS_PREFIXES)
 
 
+#: Module roots whose recorded skops types a server honours unless told otherwise.
+DEFAULT_TRUSTED_MODULES: Final[tuple[str, ...]] = (
+    "sklearn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "skops",
+    "xgboost",
+    "lightgbm",
+)
+
+
+def parse_trusted_modules(text: str | None) -> tuple[str, ...] | None:
+    """``DOCKYARD_TRUSTED_MODULES`` as module roots; ``*`` means every recorded type (None)."""
+    if text is None:
+        return DEFAULT_TRUSTED_MODULES
+    roots = tuple(dict.fromkeys(p.strip() for p in str(text).split(",") if p.strip()))
+    if "*" in roots:
+        return None
+    for root in roots:
+        if not all(part.isidentifier() for part in root.split(".")):
+            from dockyard.core.errors import ConfigError
+
+            raise ConfigError(
+                f"DOCKYARD_TRUSTED_MODULES entry {root!r} is not a module name (like "
+                "'sklearn' or 'mycompany.models'); separate entries with commas"
+            )
+    return roots
+
+
+def _under(name: str, roots: Sequence[str]) -> bool:
+    return any(name == r or name.startswith(r + ".") for r in roots)
+
+
 def dangerous_types(types: Iterable[str]) -> list[str]:
     """The entries of ``types`` that Dockyard refuses to deserialise in any case."""
     out = []
@@ -166,13 +210,23 @@ def skops_dumps(model: Any, file: str) -> tuple[bytes, list[str]]:
     return data, untrusted
 
 
-def skops_loads(data: bytes, recorded: Iterable[str], file: str) -> Any:
-    """Load verified skops bytes, trusting skops' defaults plus exactly the ``recorded`` types."""
+def skops_loads(
+    data: bytes,
+    recorded: Iterable[str],
+    file: str,
+    trusted_modules: Sequence[str] | None = None,
+) -> Any:
+    """Load verified skops bytes, trusting skops' defaults plus exactly the ``recorded`` types
+    (only those under ``trusted_modules`` when given: the server's policy)."""
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
     recorded = sorted(set(recorded))
     _refuse_dangerous(recorded, file, "is recorded as trusting")
+    withheld: set[str] = set()
+    if trusted_modules is not None:
+        withheld = {t for t in recorded if not _under(t, trusted_modules)}
+        recorded = [t for t in recorded if t not in withheld]
     # One pass: skops audits the whole tree against the trusted list before it constructs
     # anything. Only when it refuses do we walk the file again to name every offending type.
     try:
@@ -187,6 +241,17 @@ def skops_loads(data: bytes, recorded: Iterable[str], file: str) -> Any:
     untrusted = sorted(set(sio.get_untrusted_types(data=data)))
     _refuse_dangerous(untrusted, file, "needs")
     unknown = [t for t in untrusted if t not in set(recorded)]
+    held = [t for t in unknown if t in withheld]
+    if held:
+        roots = sorted({t.split(".")[0] for t in held})
+        raise UntrustedModel(
+            f"model file {file!r} needs type(s) its author trusted but this server does not: "
+            f"{', '.join(held)}. A server honours recorded types only from the modules in "
+            f"DOCKYARD_TRUSTED_MODULES ({', '.join(trusted_modules or ()) or 'none'}); an "
+            f"operator who trusts {', '.join(roots)} can add it there",
+            file=file,
+            types=held,
+        )
     raise UntrustedModel(
         f"model file {file!r} needs type(s) that are neither skops' safe defaults nor "
         f"recorded as trusted in the package's manifest: {', '.join(unknown)}; refusing to "

@@ -102,7 +102,7 @@ router = APIRouter(tags=["models"])
 async def registry_service(request: Request) -> Any:
     """A RegistryService for this request's actor, over the backend opened at start-up."""
     backend: Backend = request.app.state.backend
-    return backend.registry(request_actor(request))
+    return backend.registry(request_actor(request), server=True)
 
 
 #: Annotate a handler parameter with this to receive the request's RegistryService.
@@ -370,7 +370,7 @@ async def upload_blob(request: Request) -> Response:
     backend: Backend = request.app.state.backend
     # A blob names no model yet: model:write on at least one model, from the service's
     # authorizer (registering the version checks model:write on its model).
-    backend.registry(request_actor(request)).authz.require_somewhere(MODEL_WRITE)
+    backend.registry(request_actor(request), server=True).authz.require_somewhere(MODEL_WRITE)
     info = await receive_upload(
         request,
         "blob",

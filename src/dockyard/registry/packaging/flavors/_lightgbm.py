@@ -9,6 +9,7 @@ the class with the highest probability, first on ties). ``raw`` is the Booster.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -100,7 +101,13 @@ def save(model: Any, folder: Path, *, trust_pickle: bool, serialization: str | N
     )
 
 
-def load(manifest: Manifest, blobs: dict[str, bytes], *, trust_pickle: bool) -> Adapter:
+def load(
+    manifest: Manifest,
+    blobs: dict[str, bytes],
+    *,
+    trust_pickle: bool,
+    trusted_modules: Sequence[str] | None = None,  # no Python objects are deserialised here
+) -> Adapter:
     lgb = import_framework("lightgbm", "lightgbm")
     file = manifest.model_file()
     cls = manifest.flavor_config.get("model_class", "Booster")

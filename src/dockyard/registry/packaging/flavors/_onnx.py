@@ -13,6 +13,7 @@ from the graph's inputs.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -195,6 +196,12 @@ def save(model: Any, folder: Path, *, trust_pickle: bool, serialization: str | N
     )
 
 
-def load(manifest: Manifest, blobs: dict[str, bytes], *, trust_pickle: bool) -> Adapter:
+def load(
+    manifest: Manifest,
+    blobs: dict[str, bytes],
+    *,
+    trust_pickle: bool,
+    trusted_modules: Sequence[str] | None = None,  # no Python objects are deserialised here
+) -> Adapter:
     file = manifest.model_file()
     return _adapter(_session(blobs[file], f"model file {file!r}"))

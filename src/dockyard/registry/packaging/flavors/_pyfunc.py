@@ -12,6 +12,7 @@ columns signature, an array for a tensor); ``predict_proba`` is offered when the
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,16 @@ def save(model: Any, folder: Path, *, trust_pickle: bool, serialization: str | N
     )
 
 
-def load(manifest: Manifest, blobs: dict[str, bytes], *, trust_pickle: bool) -> Adapter:
-    model = read_serialized(manifest, blobs, trust_pickle=trust_pickle)
+def load(
+    manifest: Manifest,
+    blobs: dict[str, bytes],
+    *,
+    trust_pickle: bool,
+    trusted_modules: Sequence[str] | None = None,
+) -> Adapter:
+    model = read_serialized(
+        manifest, blobs, trust_pickle=trust_pickle, trusted_modules=trusted_modules
+    )
     if not matches(model):
         raise InvalidInput(f"the object in {manifest.model_file()!r} has no predict method")
     return _adapter(model)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,17 @@ def write_serialized(
     return kind, file, []
 
 
-def read_serialized(manifest: Manifest, blobs: dict[str, bytes], *, trust_pickle: bool) -> Any:
+def read_serialized(
+    manifest: Manifest,
+    blobs: dict[str, bytes],
+    *,
+    trust_pickle: bool,
+    trusted_modules: Sequence[str] | None = None,
+) -> Any:
     """Deserialise the verified model file of a skops/pickle package."""
     file = manifest.model_file()
     if manifest.serialization == "skops":
-        return skops_loads(blobs[file], manifest.skops_trusted_types, file)
+        return skops_loads(blobs[file], manifest.skops_trusted_types, file, trusted_modules)
     if manifest.serialization in PICKLE_SERIALIZATIONS:
         require_pickle_trust(trust_pickle, file, manifest.serialization, "load")
         return load_pickle(blobs[file], manifest.serialization)
@@ -157,8 +164,16 @@ def save(model: Any, folder: Path, *, trust_pickle: bool, serialization: str | N
     )
 
 
-def load(manifest: Manifest, blobs: dict[str, bytes], *, trust_pickle: bool) -> Adapter:
-    model = read_serialized(manifest, blobs, trust_pickle=trust_pickle)
+def load(
+    manifest: Manifest,
+    blobs: dict[str, bytes],
+    *,
+    trust_pickle: bool,
+    trusted_modules: Sequence[str] | None = None,
+) -> Adapter:
+    model = read_serialized(
+        manifest, blobs, trust_pickle=trust_pickle, trusted_modules=trusted_modules
+    )
     if not callable(getattr(model, "predict", None)):
         raise InvalidInput(f"the model in {manifest.model_file()!r} has no predict method")
     return adapter(model)

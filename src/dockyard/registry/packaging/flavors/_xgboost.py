@@ -10,6 +10,7 @@ No pickle is involved: XGBoost's format holds only trees and parameters.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -98,7 +99,13 @@ def save(model: Any, folder: Path, *, trust_pickle: bool, serialization: str | N
     )
 
 
-def load(manifest: Manifest, blobs: dict[str, bytes], *, trust_pickle: bool) -> Adapter:
+def load(
+    manifest: Manifest,
+    blobs: dict[str, bytes],
+    *,
+    trust_pickle: bool,
+    trusted_modules: Sequence[str] | None = None,  # no Python objects are deserialised here
+) -> Adapter:
     xgb = import_framework("xgboost", "xgboost")
     file = manifest.model_file()
     if file not in _MODEL_FILES:
