@@ -382,3 +382,17 @@ role_grants = Table(
     Column("created", BigInteger, nullable=False),
     Column("created_by", String(256), nullable=False),
 )
+
+# -- redaction rules per endpoint (migration 0006) -------------------------------------------
+
+# What the prediction log drops, hashes or masks in an endpoint's logged inputs. ``rules`` is a
+# JSON list of {"column", "action", "keep"}; ``version`` counts the changes (1 on creation).
+redaction_policies = Table(
+    "redaction_policies",
+    metadata,
+    Column("endpoint", String(256), primary_key=True),
+    Column("rules", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+)

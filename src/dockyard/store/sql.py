@@ -39,6 +39,7 @@ from dockyard.core.entities import (
 from dockyard.core.errors import AlreadyExists, Conflict, Unavailable
 from dockyard.store import schema as t
 from dockyard.store._identity_sql import IdentityUnit
+from dockyard.store._redaction_sql import RedactionUnit
 from dockyard.store._registry_sql import RegistryUnit
 from dockyard.store.engine import Engines, create_engines, ensure_migrated, redact_url
 
@@ -81,7 +82,7 @@ _UPSERT_LATEST = (
 )
 
 
-class SqlUnit(RegistryUnit, IdentityUnit):
+class SqlUnit(RegistryUnit, IdentityUnit, RedactionUnit):
     """Repository methods bound to one connection inside one transaction."""
 
     def __init__(self, conn: Connection) -> None:
