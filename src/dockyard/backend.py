@@ -29,6 +29,7 @@ class Backend:
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Backend:
         from dockyard.artifacts import ArtifactStore
+        from dockyard.artifacts.crypto import cipher_from_settings
         from dockyard.store.sql import SqlStore
 
         settings = settings or load_settings()
@@ -37,14 +38,18 @@ class Backend:
             busy_timeout=float(settings.sqlite_busy_timeout),
             migrate=migrate,
         )
-        return cls(settings, store, ArtifactStore(settings.resolved_artifact_root))
+        cipher = cipher_from_settings(settings)
+        return cls(settings, store, ArtifactStore(settings.resolved_artifact_root, cipher))
 
     def tracking(self, actor: Actor) -> TrackingService:
         from dockyard.tracking.service import TrackingService
 
         return TrackingService(self.store, self.artifacts, actor)
 
-    def registry(self, actor: Actor) -> RegistryService:
+    def registry(self, actor: Actor, *, server: bool = False) -> RegistryService:
+        """The registry for ``actor``; ``server=True`` applies the server's deserialisation
+        policy (recorded skops types only from ``DOCKYARD_TRUSTED_MODULES``)."""
+        from dockyard.registry.packaging.trust import parse_trusted_modules
         from dockyard.registry.service import RegistryService
 
         return RegistryService(
@@ -52,6 +57,9 @@ class Backend:
             self.artifacts,
             actor,
             cache_dir=self.settings.home_path / "cache" / "packages",
+            trusted_modules=parse_trusted_modules(self.settings.trusted_modules)
+            if server
+            else None,
         )
 
     def identity(self, actor: Actor) -> IdentityService:

@@ -9,11 +9,16 @@ table. Then the registry: the best run's model becomes a new version of the regi
 passes, is approved and becomes the champion (a failed gate rejects it and the champion stays).
 Run it twice: the second run registers version 2 and gates it against version 1. Later lifecycle
 stages (serving, monitoring) extend this same demo.
+
+``dockyard demo --auth`` (:mod:`dockyard._demo_team`) runs the same training and registry steps
+through a real server with authentication on, as a team would: a data scientist trains and
+registers, and an approver signs the version off (four eyes) before it becomes the champion.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +117,35 @@ def run_demo(
     rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo", folds: int = 3
 ) -> list[dict[str, Any]]:
     """Train, track, compare and register; returns one summary dict per model (best first)."""
+    import dockyard as dy
+
+    trained = train_and_compare(rows=rows, seed=seed, experiment=experiment, folds=folds)
+    registry = register_and_gate(
+        dy.get_client(), trained.best, trained.holdout, label=trained.label
+    )
+    trained.best["registry"] = registry
+    return trained.results
+
+
+@dataclass
+class Trained:
+    """What :func:`train_and_compare` leaves for the registry steps."""
+
+    #: One summary dict per model, best first (``run_id``, ``name``, test scores, ...).
+    results: list[dict[str, Any]]
+    #: The summary of the best model (one of ``results``).
+    best: dict[str, Any]
+    #: The holdout rows (features and label) the validation gate scores on.
+    holdout: Any = field(repr=False)
+    label: str
+    parent_run_id: str
+
+
+def train_and_compare(
+    rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo", folds: int = 3
+) -> Trained:
+    """Draw the data, train and track every candidate through the fluent API (so through
+    whatever client :func:`dockyard.get_client` returns) and print the comparison table."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from sklearn.model_selection import StratifiedKFold
@@ -230,23 +264,49 @@ def run_demo(
         f"Parent run {parent.run_id}. Next: dockyard runs list -e {experiment}",
     )
     holdout = test[[*cat, *num, LABEL_COLUMN]]
-    registry = register_and_gate(client, best, holdout, label=LABEL_COLUMN)
-    for r in results:
-        if r["run_id"] == best["run_id"]:
-            r["registry"] = registry
-    return results
+    return Trained(results, best, holdout, LABEL_COLUMN, parent.run_id)
+
+
+#: Adds one row to the registry table: step, who took it (a user name, or "") and what happened.
+AddRow = Callable[[str, str, str], None]
+
+
+@dataclass
+class Signoff:
+    """Who signs a version off when the author may not (``dockyard demo --auth``).
+
+    The author's client (the one :func:`register_and_gate` gets) registers, validates and
+    moves the alias; ``approver`` -- another user's client, with ``model:approve`` -- moves the
+    version to approved (or rejected), after ``four_eyes(version, add_row)`` has taken the
+    approval steps and added their rows to the table.
+    """
+
+    author: str
+    approver_name: str
+    approver: Any = field(repr=False)
+    four_eyes: Callable[[int, AddRow], None] = field(repr=False)
 
 
 def register_and_gate(
-    client: Any, best: dict[str, Any], holdout: Any, *, label: str
+    client: Any,
+    best: dict[str, Any],
+    holdout: Any,
+    *,
+    label: str,
+    signoff: Signoff | None = None,
 ) -> dict[str, Any]:
     """Register the best run's model, gate it against the champion, approve and alias it.
 
-    Returns what happened: version, previous champion, verdict, final status and alias.
+    Without ``signoff`` the client does every step (the plain demo, one local user); with it,
+    see :class:`Signoff`: the table then says who took each step. Returns what happened:
+    version, previous champion, verdict, final status and alias.
     """
     from dockyard.cli._output import print_table
     from dockyard.core.errors import NotFound
 
+    author = signoff.author if signoff else ""
+    approver = signoff.approver if signoff else client
+    approver_name = signoff.approver_name if signoff else ""
     try:
         previous = client.get_registered_model(MODEL_NAME).aliases.get(CHAMPION_ALIAS)
     except NotFound:
@@ -264,43 +324,52 @@ def register_and_gate(
         against=CHAMPION_ALIAS,
         requirements=list(GATE_REQUIREMENTS),
     )
+    champion_text = f"{CHAMPION_ALIAS} = version {previous}" if previous else "no champion yet"
+    rows: list[tuple[str, str, str]] = []
+
+    def add(step: str, who: str, what: str) -> None:
+        rows.append((step, who, what))
+
+    add(
+        "register",
+        author,
+        f"{MODEL_NAME} version {mv.version} from {best['name']} ({best['run_id']})",
+    )
+    add(
+        "gate",
+        author,
+        f"{'PASSED' if verdict.passed else 'FAILED'} on {verdict.num_rows:,} holdout rows "
+        f"vs {champion_text}",
+    )
+    for check in verdict.checks:
+        result = "PASS" if check.get("passed") else "FAIL"
+        add(
+            "  check",
+            "",
+            f"{result}  {check.get('requirement')}: candidate {_num(check.get('candidate'))}, "
+            f"threshold {_num(check.get('threshold'))}"
+            + (f" ({check['note']})" if check.get("note") else ""),
+        )
     if verdict.passed:
-        client.transition(MODEL_NAME, mv.version, "approved", reason="demo: gate passed")
+        if signoff is not None:
+            signoff.four_eyes(mv.version, add)
+        approver.transition(MODEL_NAME, mv.version, "approved", reason="demo: gate passed")
         client.set_alias(MODEL_NAME, CHAMPION_ALIAS, mv.version)
         final = client.get_model_version(MODEL_NAME, mv.version)
     else:
-        final = client.transition(
+        final = approver.transition(
             MODEL_NAME, mv.version, "rejected", reason="demo: validation gate failed"
         )
-    champion_text = f"{CHAMPION_ALIAS} = version {previous}" if previous else "no champion yet"
-    rows: list[tuple[Any, ...]] = [
-        ("register", f"{MODEL_NAME} version {mv.version} from {best['name']} ({best['run_id']})"),
-        (
-            "gate",
-            f"{'PASSED' if verdict.passed else 'FAILED'} on {verdict.num_rows:,} holdout rows "
-            f"vs {champion_text}",
-        ),
-    ]
-    for check in verdict.checks:
-        result = "PASS" if check.get("passed") else "FAIL"
-        rows.append(
-            (
-                "  check",
-                f"{result}  {check.get('requirement')}: candidate {_num(check.get('candidate'))}, "
-                f"threshold {_num(check.get('threshold'))}"
-                + (f" ({check['note']})" if check.get("note") else ""),
-            )
-        )
-    rows.append(("status", f"candidate -> {final.status}"))
+    add("status", approver_name, f"candidate -> {final.status}")
     if verdict.passed:
         moved = f" (was version {previous})" if previous else ""
-        rows.append(("alias", f"{MODEL_NAME}@{CHAMPION_ALIAS} -> version {mv.version}{moved}"))
+        add("alias", author, f"{MODEL_NAME}@{CHAMPION_ALIAS} -> version {mv.version}{moved}")
     else:
-        rows.append(("alias", f"{MODEL_NAME}@{CHAMPION_ALIAS} unchanged ({previous})"))
+        add("alias", "", f"{MODEL_NAME}@{CHAMPION_ALIAS} unchanged ({previous})")
     print_table(
         f"Registry: model {MODEL_NAME!r}",
-        ["step", "what happened"],
-        rows,
+        ["step", "by", "what happened"] if signoff else ["step", "what happened"],
+        rows if signoff else [(step, what) for step, _, what in rows],
         caption=f"Next: dockyard models show {MODEL_NAME}; dockyard models lineage "
         f"{MODEL_NAME}/{mv.version}; dy.load_model('models:/{MODEL_NAME}@{CHAMPION_ALIAS}')",
     )

@@ -1,11 +1,18 @@
-"""`dockyard users`, `dockyard tokens`, `dockyard grants`: identities, API tokens and roles.
+"""`dockyard users|tokens|grants|whoami`: identities, API tokens and roles.
 
-These commands work on the metadata store named by the settings (``DOCKYARD_DB_URL``, or the
-SQLite file in ``DOCKYARD_HOME``), acting as the local user (``DOCKYARD_USER`` or the OS user):
-while the store has no users that user may do everything, so the first command on a new store
-is ``dockyard users create <you> --role admin``. After that the local user must be a Dockyard
-user and needs the ``admin`` role to manage others (anyone may manage their own tokens). On a
-server's store, act as the bootstrap admin with ``DOCKYARD_USER=admin``.
+Like every command these go through the SDK client (:class:`dockyard.client.client.Client`):
+
+* **Remote** (``DOCKYARD_TRACKING_URI`` set): they ask the server, as the user whose token is
+  ``DOCKYARD_TRACKING_TOKEN`` -- an admin manages users, grants and everyone's tokens without
+  any access to the database; anyone creates, lists and revokes their own tokens.
+* **Local**: they work on the metadata store named by the settings (``DOCKYARD_DB_URL``, or the
+  SQLite file in ``DOCKYARD_HOME``), acting as the local user (``DOCKYARD_USER`` or the OS
+  user). While the store has no users that user may do everything, so the first command on a
+  new store is ``dockyard users create <you> --role admin``; after that the local user must be
+  a Dockyard user, with the same rules as remotely. On a server's store, act as the bootstrap
+  admin with ``DOCKYARD_USER=admin``.
+
+The rules themselves are the identity service's, the same in both modes.
 """
 
 from __future__ import annotations
@@ -23,13 +30,35 @@ tokens = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_
 grants = typer.Typer(help="Roles granted globally or per resource.", no_args_is_help=True)
 
 
-def _service() -> Any:
-    from dockyard.client.client import _local_backend
-    from dockyard.core.config import load_settings
-    from dockyard.governance.audit import Actor
+def _client() -> Any:
+    from dockyard.client.client import Client
 
-    settings = load_settings()
-    return _local_backend(settings).identity(Actor.local(settings.user))
+    return Client()
+
+
+def _where(g: Any) -> str:
+    return "" if g.resource_type == "global" else f" on {g.resource_type} {g.resource_id}"
+
+
+# -- whoami ------------------------------------------------------------------------------------
+
+
+def whoami(as_json: bool = JSON) -> None:
+    """Who you are to Dockyard: your user name, kind and roles (locally or on the server)."""
+    me = _client().whoami()
+    if as_json:
+        print_json(me)
+        return
+    if me.kind is None:
+        typer.echo(
+            f"{me.name} (not a Dockyard user; every permission: the server runs with auth off "
+            "or the store has no users yet)"
+            if me.superuser
+            else f"{me.name} (not a Dockyard user)"
+        )
+        return
+    kind = me.kind.replace("_", " ") + (f", {me.display}" if me.display else "")
+    typer.echo(f"{me.name} ({kind}); roles: {', '.join(me.roles) or 'none'}")
 
 
 # -- users -------------------------------------------------------------------------------------
@@ -48,7 +77,7 @@ def users_create(
     as_json: bool = JSON,
 ) -> None:
     """Create a user (the first one of a store must get --role admin)."""
-    user = _service().create_user(
+    user = _client().create_user(
         name,
         kind="service_account" if service_account else "user",
         display=display,
@@ -63,12 +92,11 @@ def users_create(
 @users.command("list")
 def users_list(as_json: bool = JSON) -> None:
     """List users and service accounts with their grants."""
-    svc = _service()
-    items = svc.list_users()
+    client = _client()
+    items = client.list_users()
     by_user: dict[str, list[str]] = {}
-    for g in svc.list_grants():
-        where = "" if g.resource_type == "global" else f" on {g.resource_type} {g.resource_id}"
-        by_user.setdefault(g.principal, []).append(g.role + where)
+    for g in client.list_grants():
+        by_user.setdefault(g.principal, []).append(g.role + _where(g))
     if as_json:
         print_json([{**u.to_dict(), "roles": by_user.get(u.name, [])} for u in items])
         return
@@ -92,14 +120,14 @@ def users_list(as_json: bool = JSON) -> None:
 @users.command("disable")
 def users_disable(name: str, as_json: bool = JSON) -> None:
     """Disable a user: its tokens stop working at once."""
-    user = _service().set_disabled(name, True)
+    user = _client().set_disabled(name, True)
     print_json(user) if as_json else typer.echo(f"disabled {user.name}")
 
 
 @users.command("enable")
 def users_enable(name: str, as_json: bool = JSON) -> None:
     """Enable a disabled user again."""
-    user = _service().set_disabled(name, False)
+    user = _client().set_disabled(name, False)
     print_json(user) if as_json else typer.echo(f"enabled {user.name}")
 
 
@@ -108,7 +136,7 @@ def users_enable(name: str, as_json: bool = JSON) -> None:
 
 @tokens.command("create")
 def tokens_create(
-    user: str,
+    user: str = typer.Argument(None, help="Whose token (default: yours; others' need admin)."),
     name: str = typer.Option("", help="What the token is for (e.g. 'laptop', 'ci')."),
     expires_in_days: float = typer.Option(90, help="Days until it expires."),
     no_expiry: bool = typer.Option(False, "--no-expiry", help="A token that never expires."),
@@ -116,7 +144,10 @@ def tokens_create(
 ) -> None:
     """Create an API token; it is printed this once and only its hash is stored."""
     days = None if no_expiry else expires_in_days
-    new = _service().create_token(user, name, expires_in_days=days)
+    client = _client()
+    if user is None:
+        user = client.whoami().name
+    new = client.create_token(user, name, expires_in_days=days)
     if as_json:
         print_json(new.to_dict())
         return
@@ -127,13 +158,15 @@ def tokens_create(
 
 @tokens.command("list")
 def tokens_list(
-    user: str = typer.Option(None, help="Only this user's tokens (default: all for an admin)."),
+    user: str = typer.Option(
+        None, help="Only this user's tokens (default: all for an admin, else your own)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """List tokens (never their secrets)."""
     from dockyard.governance.audit import now_ms
 
-    items = _service().list_tokens(user)
+    items = _client().list_tokens(user)
     if as_json:
         print_json(items)
         return
@@ -158,8 +191,8 @@ def tokens_list(
 
 @tokens.command("revoke")
 def tokens_revoke(token_id: str, as_json: bool = JSON) -> None:
-    """Revoke a token by its id (tok_...): it stops working at once."""
-    tok = _service().revoke_token(token_id)
+    """Revoke a token by its id (tok_...): it stops working at once (yours, or any for admin)."""
+    tok = _client().revoke_token(token_id)
     print_json(tok) if as_json else typer.echo(f"revoked {tok.token_id} of {tok.user}")
 
 
@@ -174,7 +207,7 @@ def grants_add(
     user: str, role: str, on: str = _TYPE, resource_id: str = _ID, as_json: bool = JSON
 ) -> None:
     """Grant a role: `dockyard grants add ana editor --on experiment --id 3`."""
-    g = _service().grant(user, role, on, resource_id)
+    g = _client().grant(user, role, on, resource_id)
     if as_json:
         print_json(g)
     else:
@@ -187,7 +220,7 @@ def grants_remove(
     user: str, role: str, on: str = _TYPE, resource_id: str = _ID, as_json: bool = JSON
 ) -> None:
     """Remove a grant (the same arguments as `grants add`)."""
-    _service().revoke_grant(user, role, on, resource_id)
+    _client().revoke_grant(user, role, on, resource_id)
     if as_json:
         print_json({"removed": True})
     else:
@@ -200,7 +233,7 @@ def grants_list(
     as_json: bool = JSON,
 ) -> None:
     """List role grants."""
-    items = _service().list_grants(user)
+    items = _client().list_grants(user)
     if as_json:
         print_json(items)
         return

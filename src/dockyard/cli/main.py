@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from dockyard.cli import artifacts, audit, db, experiments, identity, models, runs
+from dockyard.cli import artifacts, audit, db, experiments, identity, models, redaction, runs
 
 app = typer.Typer(
     name="dockyard",
@@ -23,7 +23,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(identity.users, name="users")
 app.add_typer(identity.tokens, name="tokens")
 app.add_typer(identity.grants, name="grants")
+app.command("whoami")(identity.whoami)
 app.add_typer(audit.app, name="audit")
+app.add_typer(redaction.app, name="redaction")
 
 
 @app.command()
@@ -47,8 +49,19 @@ def demo(
     rows: int = typer.Option(20_000, help="Rows of synthetic transactions."),
     seed: int = typer.Option(0, help="Random seed (the data is deterministic per seed)."),
     experiment: str = typer.Option("fraud-demo", help="Experiment to track the runs in."),
+    auth: bool = typer.Option(
+        False,
+        "--auth",
+        help="Run it as a team through a server with auth on: users ana (editor) and "
+        "risk-officer (approver) with tokens, training over HTTP as ana, a four-eyes approval.",
+    ),
 ) -> None:
     """Generate a fraud dataset, train a few models, track them and compare."""
+    if auth:
+        from dockyard._demo_team import run_team_demo
+
+        run_team_demo(rows=rows, seed=seed, experiment=experiment)
+        return
     from dockyard.demo import run_demo
 
     run_demo(rows=rows, seed=seed, experiment=experiment)
@@ -70,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     from dockyard.cli._output import print_error
     from dockyard.core.errors import DockyardError
+    from dockyard.core.secrets import scrub
 
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="dockyard", standalone_mode=True)
     except DockyardError as exc:
-        print_error(exc.message)
+        print_error(scrub(exc.message))
         return exc.exit_code
     except SystemExit as exc:
         code = exc.code

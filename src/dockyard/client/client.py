@@ -1,4 +1,4 @@
-"""The SDK's client: the same tracking and registry API in local mode and in remote mode.
+"""The SDK's client: the same tracking, registry and identity API in local and remote mode.
 
 ``Client()`` talks straight to the store when no tracking URI is set (local mode, the actor is
 the OS user) and to a Dockyard server over HTTP when ``DOCKYARD_TRACKING_URI`` (or
@@ -8,6 +8,9 @@ the OS user) and to a Dockyard server over HTTP when ``DOCKYARD_TRACKING_URI`` (
 ``client.set_alias(...)``; the two services share no method name, a test checks it), return
 the same objects and raise the same error classes, so code moves between a laptop and a team
 server unchanged. ``client.service`` and ``client.registry`` are the two services themselves.
+Identity management (:class:`dockyard.governance.identity.IdentityService`: users, tokens,
+grants, ``whoami``) is composed the same way, as ``client.identity`` and through the client's
+own attributes (``client.create_token(...)``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +28,17 @@ from dockyard.core.errors import InvalidInput
 if TYPE_CHECKING:
     from dockyard.backend import Backend
     from dockyard.core.registry_entities import ModelVersion
+    from dockyard.governance.identity import IdentityService
     from dockyard.registry.service import RegistryService
     from dockyard.tracking.service import TrackingService
 
-    class _Base(TrackingService, RegistryService):  # type: ignore[misc]
-        """For type checkers: a Client has the methods of both services."""
+    class _Base(TrackingService, RegistryService, IdentityService):  # type: ignore[misc]
+        """For type checkers: a Client has the methods of the three services."""
 
 else:
     _Base = object
 
-_backends: dict[tuple[str, str], Backend] = {}
+_backends: dict[tuple[str, str, str], Backend] = {}
 _backends_lock = threading.Lock()
 
 
@@ -41,7 +46,9 @@ def _local_backend(settings: Settings) -> Backend:
     """One Backend (engines, pools) per store per process, shared by every local Client."""
     from dockyard.backend import Backend
 
-    key = (settings.resolved_db_url, settings.resolved_artifact_root)
+    # The encryption settings are part of the key (as a hash: no key material is kept here).
+    keys = f"{settings.encryption_key or ''}|{settings.key_provider or ''}".encode()
+    key = (settings.resolved_db_url, settings.resolved_artifact_root, sha256(keys).hexdigest())
     with _backends_lock:
         backend = _backends.get(key)
         if backend is None:
@@ -74,6 +81,7 @@ class Client(_Base):
         self._token = token or self.settings.tracking_token
         self._service: Any = None
         self._registry: Any = None
+        self._identity: Any = None
 
     @property
     def is_remote(self) -> bool:
@@ -121,6 +129,26 @@ class Client(_Base):
 
         return _local_backend(self.settings).registry(Actor.local(self.settings.user))
 
+    @property
+    def identity(self) -> IdentityService:
+        """Users, tokens, grants and ``whoami``
+        (:class:`~dockyard.governance.identity.IdentityService`, or its HTTP twin in remote
+        mode)."""
+        if self._identity is None:
+            self._identity = self._connect_identity()
+        return self._identity  # type: ignore[no-any-return]
+
+    def _connect_identity(self) -> Any:
+        uri = self.tracking_uri
+        if uri:
+            self.service  # noqa: B018 -- the same URI check, with the same message
+            from dockyard.client.rest_identity import RestIdentityService
+
+            return RestIdentityService(uri, token=self._token)
+        from dockyard.governance.audit import Actor
+
+        return _local_backend(self.settings).identity(Actor.local(self.settings.user))
+
     def register_package(
         self,
         name: str,
@@ -155,9 +183,10 @@ class Client(_Base):
         )
 
     def __getattr__(self, name: str) -> Any:
-        # "service"/"registry" land here only when their property raised AttributeError:
-        # re-raising keeps that error visible instead of recursing through the property again.
-        if name.startswith("_") or name in ("service", "registry"):
+        # "service"/"registry"/"identity" land here only when their property raised
+        # AttributeError: re-raising keeps that error visible instead of recursing through the
+        # property again.
+        if name.startswith("_") or name in ("service", "registry", "identity"):
             raise AttributeError(name)
         service = self.service
         try:
@@ -166,6 +195,10 @@ class Client(_Base):
             pass
         try:
             return getattr(self.registry, name)
+        except AttributeError:
+            pass
+        try:
+            return getattr(self.identity, name)
         except AttributeError:
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute {name!r}"

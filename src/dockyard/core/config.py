@@ -113,11 +113,41 @@ SETTINGS: tuple[Setting, ...] = (
         "127.0.0.1 and ::1. Other hosts get 403 (a guard against DNS rebinding).",
     ),
     Setting(
+        "encryption_key",
+        str,
+        None,
+        "Base64 256-bit key(s) to encrypt artifacts at rest (AES-256-GCM); comma-separated, "
+        "the first encrypts and all decrypt (rotation). Unset: stored as plaintext. Never "
+        "logged. Needs the 'encryption' extra.",
+    ),
+    Setting(
+        "key_provider",
+        str,
+        None,
+        "'package.module:factory' returning a KeyProvider (a KMS or vault client) to use "
+        "instead of DOCKYARD_ENCRYPTION_KEY.",
+    ),
+    Setting(
+        "trusted_modules",
+        str,
+        "sklearn,numpy,scipy,pandas,skops,xgboost,lightgbm",
+        "Module roots whose skops types a server deserialises when a package records them "
+        "(its author's word is not enough there); '*' honours every recorded type.",
+    ),
+    Setting(
         "model_extra_columns",
         str,
         "drop",
         "What a loaded model's predict does with input columns its signature does not name: "
         "'drop' them with a warning, or 'reject' the input.",
+    ),
+    Setting(
+        "redaction_key",
+        str,
+        None,
+        "Secret key (at least 32 characters) of the keyed hash (HMAC-SHA256) that redaction "
+        "'hash' rules apply to logged inputs; the same on every replica. Unset: hash rules "
+        "fail rather than hash without a secret.",
     ),
 )
 

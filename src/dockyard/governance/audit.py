@@ -61,6 +61,9 @@ class Actor:
 
     name: str
     authorizer: Any = field(default=None, compare=False, repr=False)
+    #: When the API token this actor authenticated with expires (epoch ms); None for a token
+    #: that never expires, and in local mode. Bounds the tokens a non-admin may create.
+    token_expires: int | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def local(cls, override: str | None = None) -> Actor:

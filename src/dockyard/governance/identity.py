@@ -12,7 +12,9 @@ request. Concurrent requests race for that write with a conditional UPDATE, so e
 them records the event.
 
 Managing users, grants and other people's tokens needs the ``admin`` permission; anyone may
-create, list and revoke their own tokens. No FastAPI or Typer here.
+create, list and revoke their own tokens, and ask :meth:`IdentityService.whoami`. The server's
+identity routes (:mod:`dockyard.server.routes.identity`) and the CLI in local mode call these
+same methods, so the rules hold however they are reached. No FastAPI or Typer here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from dockyard.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unauthenticated
@@ -51,6 +54,8 @@ BOOTSTRAP_ADMIN = "admin"
 MIN_SECRET_LENGTH = 32
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 _DAY_MS = 86_400_000
+#: The longest a token a non-admin creates (for themselves) may live, in days.
+SELF_SERVICE_MAX_DAYS = 365
 
 
 def hash_token(secret: str) -> str:
@@ -68,6 +73,68 @@ def check_principal_name(name: Any) -> str:
             f"digit), got {name!r}"
         )
     return name
+
+
+_GRANT_FIELDS = frozenset(f.name for f in fields(Grant))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a caller is, as :meth:`IdentityService.whoami` answers it.
+
+    ``kind`` and ``display`` are None/empty for a principal that is not a stored user: the
+    ``anonymous`` caller of a server with auth off, or the OS user of a store without users
+    (both ``superuser``: every permission). ``admin`` is whether the caller holds the admin
+    permission; ``grants`` are its own role grants (none for a superuser without a user).
+    """
+
+    name: str
+    kind: str | None
+    display: str
+    superuser: bool
+    admin: bool
+    grants: tuple[Grant, ...]
+
+    @property
+    def roles(self) -> list[str]:
+        """The grants in words: ``admin``, ``editor on experiment 7``..."""
+        return [
+            g.role
+            if g.resource_type == "global"
+            else f"{g.role} on {g.resource_type} {g.resource_id}"
+            for g in self.grants
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "display": self.display,
+            "superuser": self.superuser,
+            "admin": self.admin,
+            "roles": self.roles,
+            "grants": [g.to_dict() for g in self.grants],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Identity:
+        return cls(
+            name=d["name"],
+            kind=d.get("kind"),
+            display=d.get("display") or "",
+            superuser=bool(d.get("superuser")),
+            admin=bool(d.get("admin")),
+            grants=tuple(
+                Grant(**{k: v for k, v in g.items() if k in _GRANT_FIELDS})
+                for g in d.get("grants") or ()
+            ),
+        )
+
+
+def check_token_id(token_id: Any) -> str:
+    if not isinstance(token_id, str) or not re.fullmatch(r"tok_[0-9a-f]{16}", token_id):
+        raise InvalidInput(f"token id looks like tok_<16 hex digits>, got {token_id!r}")
+    return token_id
 
 
 def _check_secret(secret: Any, where: str) -> str:
@@ -96,6 +163,24 @@ class IdentityService:
 
     def _admin(self) -> None:
         self.authz.require(ADMIN)
+
+    # -- the caller ----------------------------------------------------------------------------
+
+    def whoami(self) -> Identity:
+        """The caller: its name, kind, whether it is an admin, and its own grants. Needs no
+        permission (in local mode the local user must still be a user of a store that has
+        users: the same Unauthenticated as any other call)."""
+        name = self.actor.name
+        superuser = self.authz.is_superuser
+        user, grants = self.store.read(lambda u: (u.get_user(name), u.list_grants(name)))
+        return Identity(
+            name=name,
+            kind=None if user is None else user.kind,
+            display="" if user is None else user.display,
+            superuser=superuser,
+            admin=self.authz.allows(ADMIN),
+            grants=tuple(grants),
+        )
 
     # -- users -------------------------------------------------------------------------------
 
@@ -181,9 +266,25 @@ class IdentityService:
     ) -> NewToken:
         """A new API token for ``user`` (yourself, or anyone for an admin). The returned
         secret is shown this once: only its sha256 is stored. ``expires_in_days=None``: never
-        expires."""
+        expires (admins only).
+
+        Self-service tokens are bounded, so a stolen token cannot be turned into lasting
+        access: a non-admin's token must expire, within :data:`SELF_SERVICE_MAX_DAYS`, and,
+        when it is created with a token, no later than that token (it is cut to that time)."""
         check_principal_name(user)
         self._self_or_admin(user, "create a token for")
+        admin = self.authz.allows(ADMIN)
+        if not admin and expires_in_days is None:
+            raise InvalidInput(
+                "only an admin may create a token that never expires; give expires_in_days "
+                f"(at most {SELF_SERVICE_MAX_DAYS})"
+            )
+        if not admin and isinstance(expires_in_days, int | float):
+            if expires_in_days > SELF_SERVICE_MAX_DAYS:
+                raise InvalidInput(
+                    f"a token you create for yourself expires within {SELF_SERVICE_MAX_DAYS} "
+                    f"days, got {expires_in_days!r}; an admin can make longer-lived ones"
+                )
         if not isinstance(name, str) or len(name) > 256 or not name.isprintable():
             raise InvalidInput("token name must be at most 256 printable characters")
         expires: int | None = None
@@ -194,6 +295,8 @@ class IdentityService:
                     f"expires_in_days must be more than 0 and at most 3650, got {expires_in_days!r}"
                 )
             expires = now + int(expires_in_days * _DAY_MS)
+        if not admin and self.actor.token_expires is not None and expires is not None:
+            expires = min(expires, self.actor.token_expires)  # never outlives its maker
         secret = new_secret()
         token_id = "tok_" + secrets.token_hex(8)
 
@@ -231,8 +334,7 @@ class IdentityService:
         return self.store.read(lambda u: u.list_tokens(user))  # type: ignore[no-any-return]
 
     def revoke_token(self, token_id: str) -> ApiToken:
-        if not isinstance(token_id, str) or not re.fullmatch(r"tok_[0-9a-f]{16}", token_id):
-            raise InvalidInput(f"token id looks like tok_<16 hex digits>, got {token_id!r}")
+        check_token_id(token_id)
 
         def fn(u: Any) -> ApiToken:
             tok = u.get_token(token_id)
@@ -350,7 +452,11 @@ def authenticate(store: Store, secret: str | None) -> Actor:
         raise Unauthenticated(f"the API token {tok.token_id} has expired")
     if user.disabled:
         raise Unauthenticated(f"user {user.name!r} is disabled")
-    actor = Actor(user.name, authorizer=Authorizer.for_principal(user.name, grants))
+    actor = Actor(
+        user.name,
+        authorizer=Authorizer.for_principal(user.name, grants),
+        token_expires=tok.expires,
+    )
     if tok.last_used is None or now - tok.last_used >= TOUCH_INTERVAL_MS:
 
         def touch(u: Any) -> None:

@@ -13,6 +13,8 @@ for the REST shape:
 * :mod:`dockyard.server.routes.audit` -- ``/api/v1/audit``
 * :mod:`dockyard.server.routes.models` -- ``/api/v1/models...`` (the model registry) and
   ``/api/v1/blobs``
+* :mod:`dockyard.server.routes.identity` -- ``/api/v1/users``, ``/tokens``, ``/grants`` and
+  ``/whoami``
 * :mod:`dockyard.server.routes.meta` -- ``/healthz``
 
 OpenAPI is at ``/api/v1/openapi.json`` and interactive docs at ``/api/v1/docs``. Errors always
@@ -33,12 +35,14 @@ from fastapi import APIRouter, FastAPI
 
 from dockyard.backend import Backend
 from dockyard.core.config import SETTINGS, Settings, load_settings
+from dockyard.core.secrets import install as install_secret_filter
+from dockyard.registry.packaging.trust import parse_trusted_modules
 from dockyard.server._auth import AuthMiddleware, resolve_auth_mode
 from dockyard.server._body import BodyLimitMiddleware
 from dockyard.server._hosts import AllowedHostsMiddleware
 from dockyard.server._json import JSONResponse
 from dockyard.server.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
-from dockyard.server.routes import artifacts, audit, experiments, meta, models, runs
+from dockyard.server.routes import artifacts, audit, experiments, identity, meta, models, runs
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_env", "run"]
 
@@ -72,8 +76,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Logging is configured by now (uvicorn does it before the app starts, in every
+        # worker): scrub secrets from every line it writes, access lines included.
+        install_secret_filter()
+        parse_trusted_modules(settings.trusted_modules)  # a bad setting stops the start-up
         backend = Backend.open(settings)
         app.state.backend = backend
+        if backend.artifacts.encrypted:
+            log.info("artifacts are encrypted at rest (AES-256-GCM)")
         if auth_on:
             bootstrap_admin_token(backend, admin_token)
             log.info(
@@ -120,7 +130,7 @@ def create_app(
     app.add_middleware(CatchAllMiddleware)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (experiments, runs, artifacts, audit, models):
+    for module in (experiments, runs, artifacts, audit, models, identity):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(meta.router, responses=ERROR_RESPONSES)
@@ -180,6 +190,7 @@ def _configure_logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+    install_secret_filter(("dockyard",))
     logger.setLevel(level.upper())
 
 
