@@ -43,3 +43,19 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     missing = [s.env for s in SETTINGS if s.env not in readme]
     assert missing == [], f"settings missing from README.md: {missing}"
+
+
+def test_secret_settings_never_show_in_the_repr() -> None:
+    from dockyard.core.config import SECRET_SETTINGS
+
+    env = {
+        "DOCKYARD_TRACKING_TOKEN": "dy_" + "t" * 40,
+        "DOCKYARD_ENCRYPTION_KEY": "a2V5" * 11,
+        "DOCKYARD_REDACTION_KEY": "r" * 40,
+    }
+    settings = load_settings(environ=env)
+    assert SECRET_SETTINGS == {"tracking_token", "encryption_key", "redaction_key"}
+    text = repr(settings)
+    assert all(value not in text for value in env.values())
+    assert "'tracking_token': '***'" in text and "'home': '.dockyard'" in text
+    assert settings.tracking_token == env["DOCKYARD_TRACKING_TOKEN"]  # the value itself is there

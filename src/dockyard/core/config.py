@@ -154,12 +154,23 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
+#: Settings whose values are secrets: never shown by :class:`Settings`' repr (nor logged).
+SECRET_SETTINGS = frozenset({"tracking_token", "encryption_key", "redaction_key"})
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Resolved settings; ``sources`` says where each value came from."""
 
     values: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        shown = {
+            k: ("***" if k in SECRET_SETTINGS and v is not None else v)
+            for k, v in self.values.items()
+        }
+        return f"Settings(values={shown!r}, sources={dict(self.sources)!r})"
 
     def __getattr__(self, name: str) -> Any:
         try:
