@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dockyard.governance.audit import Actor
     from dockyard.governance.identity import IdentityService
     from dockyard.registry.service import RegistryService
+    from dockyard.serving.service import EndpointService
     from dockyard.store.sql import SqlStore
     from dockyard.tracking.service import TrackingService
 
@@ -61,6 +62,11 @@ class Backend:
             if server
             else None,
         )
+
+    def endpoints(self, actor: Actor) -> EndpointService:
+        from dockyard.serving.service import EndpointService
+
+        return EndpointService(self.store, self.artifacts, actor)
 
     def identity(self, actor: Actor) -> IdentityService:
         from dockyard.governance.identity import IdentityService

@@ -14,12 +14,12 @@ when the endpoint has none) and applies it to every batch before writing. No Fas
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockyard.core.errors import Conflict, InvalidInput, NotFound
+from dockyard.core.serving_entities import check_endpoint_name
 from dockyard.governance.audit import Actor, now_ms, record_event
 from dockyard.governance.permissions import (
     ENDPOINT_DEPLOY,
@@ -38,17 +38,6 @@ __all__ = [
     "RedactionService",
     "check_endpoint_name",
 ]
-
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def check_endpoint_name(name: Any) -> str:
-    if not isinstance(name, str) or not _ENDPOINT.match(name):
-        raise InvalidInput(
-            "endpoint name must be 1 to 128 letters, digits or . _ - (starting with a letter or "
-            f"digit), got {name!r}"
-        )
-    return name
 
 
 @dataclass(frozen=True)

@@ -1049,55 +1049,7 @@ class RegistryService:
         return mv
 
     def _production_approval(self, u: Unit, name: str, ver: int) -> Approval | None:
-        required = u.model_requires_approval(name)
-        if required is None:
-            raise self._no_model(name)
-        mv = u.get_model_version(name, ver)
-        if mv is None:
-            raise self._no_version(name, ver)
-        if not required:
-            return None
-        steps = u.list_approvals(name, ver)
-        digest = mv.package_digest
-        decisions = [s for s in steps if s.action in (APPROVAL_APPROVE, APPROVAL_REJECT)]
-        decision = decisions[-1] if decisions else None
-        if (
-            decision is not None
-            and decision.action == APPROVAL_APPROVE
-            and decision.package_digest == digest
-            and decision.actor not in (mv.created_by, decision.requester)
-        ):
-            return decision
-        request = _latest_request(steps, digest)
-        requester = request.actor if request is not None else None
-        if decision is not None and decision.action == APPROVAL_APPROVE:
-            if decision.package_digest != digest:
-                why = (
-                    f"the approval by {decision.actor} was given for package "
-                    f"{decision.package_digest[:12]}, but the version's package is "
-                    f"{digest[:12]}: a different package cannot ride on an approval"
-                )
-            else:
-                why = f"the approval by {decision.actor} breaks the four-eyes rule"
-        elif request is not None and (decision is None or request.id > decision.id):
-            why = f"the request by {requester} is waiting for an approver"
-        elif decision is not None and decision.package_digest == digest:
-            why = f"it was rejected by {decision.actor}: {decision.comment}"
-        elif request is not None:
-            why = f"the request by {requester} is waiting for an approver"
-        else:
-            why = f"no approval was requested (dockyard models approval request {name}/{ver})"
-        raise Conflict(
-            f"version {ver} of model {name!r} needs an approval from a user with the approver "
-            f"role who is neither the author ({mv.created_by}) nor the requester "
-            f"({requester or 'none yet'}) before it can go to production: {why}",
-            name=name,
-            version=ver,
-            missing="approval",
-            author=mv.created_by,
-            requester=requester,
-            package_digest=digest,
-        )
+        return production_approval(u, name, ver)
 
     # -- validation gate ---------------------------------------------------------------------
 
@@ -1714,3 +1666,86 @@ def _frame_digest(frame: Any) -> str:
 
 
 __all__ = ["SOURCE_FORMS", "RegistryService"]
+
+
+def production_approval(u: Unit, name: str, ver: int) -> Approval | None:
+    """Inside a transaction: None when the model's approval policy is off, the approval that
+    lets the version serve production (and live traffic) when it is on, else a Conflict saying
+    exactly what is missing. Used by the registry's move to production and by serving."""
+    required = u.model_requires_approval(name)
+    if required is None:
+        raise RegistryService._no_model(name)
+    mv = u.get_model_version(name, ver)
+    if mv is None:
+        raise RegistryService._no_version(name, ver)
+    if not required:
+        return None
+    steps = u.list_approvals(name, ver)
+    digest = mv.package_digest
+    decisions = [s for s in steps if s.action in (APPROVAL_APPROVE, APPROVAL_REJECT)]
+    decision = decisions[-1] if decisions else None
+    if (
+        decision is not None
+        and decision.action == APPROVAL_APPROVE
+        and decision.package_digest == digest
+        and decision.actor not in (mv.created_by, decision.requester)
+    ):
+        return decision
+    request = _latest_request(steps, digest)
+    requester = request.actor if request is not None else None
+    if decision is not None and decision.action == APPROVAL_APPROVE:
+        if decision.package_digest != digest:
+            why = (
+                f"the approval by {decision.actor} was given for package "
+                f"{decision.package_digest[:12]}, but the version's package is "
+                f"{digest[:12]}: a different package cannot ride on an approval"
+            )
+        else:
+            why = f"the approval by {decision.actor} breaks the four-eyes rule"
+    elif request is not None and (decision is None or request.id > decision.id):
+        why = f"the request by {requester} is waiting for an approver"
+    elif decision is not None and decision.package_digest == digest:
+        why = f"it was rejected by {decision.actor}: {decision.comment}"
+    elif request is not None:
+        why = f"the request by {requester} is waiting for an approver"
+    else:
+        why = f"no approval was requested (dockyard models approval request {name}/{ver})"
+    raise Conflict(
+        f"version {ver} of model {name!r} needs an approval from a user with the approver "
+        f"role who is neither the author ({mv.created_by}) nor the requester "
+        f"({requester or 'none yet'}) before it can go to production: {why}",
+        name=name,
+        version=ver,
+        missing="approval",
+        author=mv.created_by,
+        requester=requester,
+        package_digest=digest,
+    )
+
+
+def record_serving_status(
+    u: Unit, actor: Actor, name: str, ver: int, to_status: str, reason: str
+) -> str | None:
+    """Inside a transaction: move a version to ``to_status`` because serving put it there (100 %
+    of an endpoint's traffic -> production; replaced -> deprecated), with the status history
+    and a ``model_version.transition`` audit event like any move. The caller checked the
+    permission (``endpoint:deploy``) and, for production, the approval. Returns the previous
+    status, or None when nothing changed (already there, or not a legal move: a version that is
+    not production is never deprecated by a rollout)."""
+    current = u.model_version_status(name, ver)
+    if current is None or current == to_status or to_status not in TRANSITIONS[current]:
+        return None
+    now = now_ms()
+    u.update_model_version(name, ver, now, status=to_status, status_reason=reason)
+    u.insert_status_event(name, ver, current, to_status, actor.name, now, reason)
+    record_event(
+        u,
+        actor,
+        "model_version.transition",
+        "model_version",
+        _mv_id(name, ver),
+        from_status=current,
+        to_status=to_status,
+        reason=reason,
+    )
+    return current

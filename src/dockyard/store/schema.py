@@ -396,3 +396,65 @@ redaction_policies = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("updated_by", String(256), nullable=False),
 )
+
+# -- serving endpoints, their policy history, rollout decisions, leases (migration 0007) -----
+
+# An endpoint is a stable name over the current version of its traffic policy; every change of
+# the policy is a new row of endpoint_policies (history, rollback to the last good one).
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_good_version", Integer, nullable=True),
+)
+
+endpoint_policies = Table(
+    "endpoint_policies",
+    metadata,
+    Column(
+        "endpoint",
+        String(128),
+        ForeignKey("endpoints.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("policy", JSON, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# Every act on a policy (deploy, canary step, promote, rollback, hold) with its evidence.
+endpoint_decisions = Table(
+    "endpoint_decisions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "endpoint",
+        String(128),
+        ForeignKey("endpoints.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("evidence", JSON, nullable=False),
+    Index("ix_endpoint_decisions_endpoint_id", "endpoint", "id"),
+)
+
+# Leases for background loops that must run in one replica at a time (the canary controller).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("expires", BigInteger, nullable=False),
+)

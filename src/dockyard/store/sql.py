@@ -41,6 +41,7 @@ from dockyard.store import schema as t
 from dockyard.store._identity_sql import IdentityUnit
 from dockyard.store._redaction_sql import RedactionUnit
 from dockyard.store._registry_sql import RegistryUnit
+from dockyard.store._serving_sql import ServingUnit
 from dockyard.store.engine import Engines, create_engines, ensure_migrated, redact_url
 
 T = TypeVar("T")
@@ -82,7 +83,7 @@ _UPSERT_LATEST = (
 )
 
 
-class SqlUnit(RegistryUnit, IdentityUnit, RedactionUnit):
+class SqlUnit(RegistryUnit, IdentityUnit, RedactionUnit, ServingUnit):
     """Repository methods bound to one connection inside one transaction."""
 
     def __init__(self, conn: Connection) -> None:
