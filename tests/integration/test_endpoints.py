@@ -215,3 +215,38 @@ def test_policy_values() -> None:
     assert TrafficPolicy.from_dict(p.to_dict()) == p
     with pytest.raises(InvalidInput, match="sum to 100"):
         TrafficPolicy("a", {"a": ModelRef("m", 1)}, {"a": 90})
+
+
+def test_gate_thresholds_round_trip_exactly_and_bad_ones_are_clear() -> None:
+    for text in ("p99_ms<1234567", "error_rate<0.0012345678", "p99_ms<=primary*1.2"):
+        gate = Gate.parse(text)
+        assert Gate.parse(str(gate)) == gate
+    with pytest.raises(InvalidInput, match="not a number"):
+        Gate.parse({"metric": "p99_ms", "op": "<", "threshold": "abc"})
+
+
+def test_a_nul_in_a_description_is_refused(backend: Backend, versions: dict[int, str]) -> None:
+    with pytest.raises(InvalidInput, match="description"):
+        _svc(backend).deploy("e", "fraud/1", description="bad\x00text")
+    assert _svc(backend).list_endpoints() == []
+
+
+def test_a_0006_store_upgrades_to_0007_and_back(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from dockyard.store.engine import _alembic_config, _migration_lock, create_engines, upgrade
+
+    tables = {"endpoints", "endpoint_policies", "endpoint_decisions", "leases"}
+    engines = create_engines(db_url)
+    try:
+        assert upgrade(engines, "0006") == (None, "0006")
+        assert not tables & set(inspect(engines.writer).get_table_names())
+        assert upgrade(engines, "0007") == ("0006", "0007")
+        assert tables <= set(inspect(engines.writer).get_table_names())
+        with _migration_lock(engines) as conn:
+            command.downgrade(_alembic_config(conn), "0006")
+            conn.commit()
+        assert not tables & set(inspect(engines.writer).get_table_names())
+    finally:
+        engines.dispose()

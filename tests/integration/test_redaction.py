@@ -197,7 +197,7 @@ def test_a_0005_store_upgrades_to_0006_and_back(db_url: str) -> None:
     try:
         assert upgrade(engines, "0005") == (None, "0005")
         assert "redaction_policies" not in inspect(engines.writer).get_table_names()
-        assert upgrade(engines) == ("0005", "0006")
+        assert upgrade(engines, "0006") == ("0005", "0006")
         assert "redaction_policies" in inspect(engines.writer).get_table_names()
         with _migration_lock(engines) as conn:
             command.downgrade(_alembic_config(conn), "0005")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).parents[2] / "src" / "dockyard"
-SERVICES = ["core", "store", "artifacts", "data", "tracking", "registry", "governance"]
+SERVICES = ["core", "store", "artifacts", "data", "tracking", "registry", "governance", "serving"]
 SHELL_IMPORT = re.compile(
     r"^\s*(from|import)\s+(fastapi|starlette|typer|click|uvicorn|dockyard\.(server|cli))\b", re.M
 )

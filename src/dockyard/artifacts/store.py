@@ -234,6 +234,12 @@ class ArtifactStore:
         return self._cipher is not None
 
     @property
+    def cipher(self) -> BlobCipher | None:
+        """The cipher new blobs are encrypted with (also what reads other encrypted files
+        under this root, such as the prediction log); None when encryption is off."""
+        return self._cipher
+
+    @property
     def current_key_id(self) -> str | None:
         """Id of the key new blobs are encrypted with; ``None`` when they are stored plain."""
         return self._cipher.provider.encryption_key()[0] if self._cipher is not None else None

@@ -6,7 +6,19 @@ import sys
 
 import typer
 
-from dockyard.cli import artifacts, audit, db, experiments, identity, models, redaction, runs
+from dockyard.cli import (
+    artifacts,
+    audit,
+    db,
+    endpoints,
+    experiments,
+    identity,
+    models,
+    redaction,
+    runs,
+    serve,
+    serving_logs,
+)
 
 app = typer.Typer(
     name="dockyard",
@@ -26,6 +38,11 @@ app.add_typer(identity.grants, name="grants")
 app.command("whoami")(identity.whoami)
 app.add_typer(audit.app, name="audit")
 app.add_typer(redaction.app, name="redaction")
+app.command("deploy")(endpoints.deploy)
+app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(serving_logs.logs, name="logs")
+app.add_typer(serving_logs.labels, name="labels")
+app.command("serve")(serve.serve)
 
 
 @app.command()
@@ -52,7 +69,7 @@ def demo(
     auth: bool = typer.Option(
         False,
         "--auth",
-        help="Run it as a team through a server with auth on: users ana (editor) and "
+        help="Run it as a team through a server with auth on: users ana (editor+approver) and "
         "risk-officer (approver) with tokens, training over HTTP as ana, a four-eyes approval.",
     ),
 ) -> None:
@@ -65,6 +82,43 @@ def demo(
     from dockyard.demo import run_demo
 
     run_demo(rows=rows, seed=seed, experiment=experiment)
+
+
+@app.command()
+def controller(
+    once: bool = typer.Option(False, "--once", help="One pass, print what it decided, exit."),
+    interval: float = typer.Option(
+        None, help="Seconds between passes (default: DOCKYARD_CANARY_INTERVAL, 5)."
+    ),
+) -> None:
+    """Run the canary controller on its own (`dockyard server` runs one too): every pass
+    reads the prediction log of each running canary's step and advances, promotes or rolls
+    it back. Safe next to other replicas: one pass at a time holds the lease."""
+    import time
+
+    from dockyard.backend import Backend
+    from dockyard.core.config import load_settings
+    from dockyard.core.errors import InvalidInput
+    from dockyard.serving.controller import CanaryController
+
+    settings = load_settings()
+    every = settings.canary_interval if interval is None else interval
+    if not every or every <= 0:
+        raise InvalidInput(f"the controller's interval must be more than 0 seconds, got {every}")
+    backend = Backend.open(settings)
+    ctl = CanaryController(backend, interval=float(every))
+    try:
+        while True:
+            for endpoint, action, reason in ctl.run_once():
+                typer.echo(f"{endpoint}: {action} ({reason})")
+            if once:
+                return
+            time.sleep(ctl.interval)
+    except KeyboardInterrupt:
+        return
+    finally:
+        ctl.stop()
+        backend.close()
 
 
 @app.command()

@@ -9,8 +9,10 @@ the OS user) and to a Dockyard server over HTTP when ``DOCKYARD_TRACKING_URI`` (
 the same objects and raise the same error classes, so code moves between a laptop and a team
 server unchanged. ``client.service`` and ``client.registry`` are the two services themselves.
 Identity management (:class:`dockyard.governance.identity.IdentityService`: users, tokens,
-grants, ``whoami``) is composed the same way, as ``client.identity`` and through the client's
-own attributes (``client.create_token(...)``).
+grants, ``whoami``) and endpoint management (:class:`dockyard.serving.service.EndpointService`:
+``deploy``, ``promote``, ``rollback``...) are composed the same way, as ``client.identity`` and
+``client.endpoints`` and through the client's own attributes (``client.create_token(...)``,
+``client.deploy(...)``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ if TYPE_CHECKING:
     from dockyard.core.registry_entities import ModelVersion
     from dockyard.governance.identity import IdentityService
     from dockyard.registry.service import RegistryService
+    from dockyard.serving.service import EndpointService
     from dockyard.tracking.service import TrackingService
 
-    class _Base(TrackingService, RegistryService, IdentityService):  # type: ignore[misc]
-        """For type checkers: a Client has the methods of the three services."""
+    class _Base(TrackingService, RegistryService, IdentityService, EndpointService):  # type: ignore[misc]
+        """For type checkers: a Client has the methods of the four services."""
 
 else:
     _Base = object
@@ -82,6 +85,7 @@ class Client(_Base):
         self._service: Any = None
         self._registry: Any = None
         self._identity: Any = None
+        self._endpoints: Any = None
 
     @property
     def is_remote(self) -> bool:
@@ -149,6 +153,26 @@ class Client(_Base):
 
         return _local_backend(self.settings).identity(Actor.local(self.settings.user))
 
+    @property
+    def endpoints(self) -> EndpointService:
+        """Endpoints and their traffic policies: deploy, A/B, shadow, canary, promote, roll
+        back (:class:`~dockyard.serving.service.EndpointService`, or its HTTP twin in remote
+        mode)."""
+        if self._endpoints is None:
+            self._endpoints = self._connect_endpoints()
+        return self._endpoints  # type: ignore[no-any-return]
+
+    def _connect_endpoints(self) -> Any:
+        uri = self.tracking_uri
+        if uri:
+            self.service  # noqa: B018 -- the same URI check, with the same message
+            from dockyard.client.rest_endpoints import RestEndpointService
+
+            return RestEndpointService(uri, token=self._token)
+        from dockyard.governance.audit import Actor
+
+        return _local_backend(self.settings).endpoints(Actor.local(self.settings.user))
+
     def register_package(
         self,
         name: str,
@@ -183,10 +207,10 @@ class Client(_Base):
         )
 
     def __getattr__(self, name: str) -> Any:
-        # "service"/"registry"/"identity" land here only when their property raised
-        # AttributeError: re-raising keeps that error visible instead of recursing through the
-        # property again.
-        if name.startswith("_") or name in ("service", "registry", "identity"):
+        # "service"/"registry"/"identity"/"endpoints" land here only when their property
+        # raised AttributeError: re-raising keeps that error visible instead of recursing
+        # through the property again.
+        if name.startswith("_") or name in ("service", "registry", "identity", "endpoints"):
             raise AttributeError(name)
         service = self.service
         try:
@@ -199,6 +223,10 @@ class Client(_Base):
             pass
         try:
             return getattr(self.identity, name)
+        except AttributeError:
+            pass
+        try:
+            return getattr(self.endpoints, name)
         except AttributeError:
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute {name!r}"

@@ -135,6 +135,13 @@ SETTINGS: tuple[Setting, ...] = (
         "(its author's word is not enough there); '*' honours every recorded type.",
     ),
     Setting(
+        "canary_interval",
+        float,
+        5.0,
+        "Seconds between the canary controller's passes in `dockyard server`; 0 turns it off "
+        "there (run `dockyard controller` on its own instead).",
+    ),
+    Setting(
         "model_extra_columns",
         str,
         "drop",
@@ -148,6 +155,57 @@ SETTINGS: tuple[Setting, ...] = (
         "Secret key (at least 32 characters) of the keyed hash (HMAC-SHA256) that redaction "
         "'hash' rules apply to logged inputs; the same on every replica. Unset: hash rules "
         "fail rather than hash without a secret.",
+    ),
+    Setting(
+        "predlog_buffer_records",
+        int,
+        100_000,
+        "Most prediction log records a serving process holds in memory before writing them; "
+        "past it, records are dropped and counted (never blocking a request).",
+    ),
+    Setting(
+        "predlog_flush_seconds",
+        float,
+        1.0,
+        "How often the prediction log writer flushes its buffer to Parquet files.",
+    ),
+    Setting(
+        "serve_max_batch_rows",
+        int,
+        256,
+        "dockyard serve: most rows the micro-batcher puts in one predict call.",
+    ),
+    Setting(
+        "serve_max_wait_ms",
+        float,
+        1.0,
+        "dockyard serve: how long a busy model's micro-batcher may hold a partial batch to "
+        "fill it, in ms (0: never wait); an idle model never waits.",
+    ),
+    Setting(
+        "serve_threads",
+        int,
+        4,
+        "dockyard serve: inference threads (predict calls run off the event loop).",
+    ),
+    Setting(
+        "serve_poll_seconds",
+        float,
+        0.5,
+        "dockyard serve: how often the server checks the store for new endpoint policies.",
+    ),
+    Setting(
+        "serve_shadow_timeout",
+        float,
+        5.0,
+        "dockyard serve: seconds a shadow variant may take per request before it is counted "
+        "as timed out (the caller never waits for shadows).",
+    ),
+    Setting(
+        "serve_log_predictions",
+        _bool,
+        True,
+        "dockyard serve: write every request and shadow call to the prediction log.",
     ),
 )
 

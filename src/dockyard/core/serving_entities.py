@@ -150,11 +150,14 @@ class Gate:
         if isinstance(text, Gate):
             return text
         if isinstance(text, Mapping):
+            try:
+                threshold = float(text.get("threshold", "nan"))
+            except (TypeError, ValueError):
+                raise InvalidInput(
+                    f"gate {dict(text)!r} has a threshold that is not a number"
+                ) from None
             return cls(
-                str(text.get("metric")),
-                str(text.get("op")),
-                float(text.get("threshold", "nan")),
-                text.get("relative"),
+                str(text.get("metric")), str(text.get("op")), threshold, text.get("relative")
             )
         m = _GATE.match(text) if isinstance(text, str) else None
         if m is None:
@@ -191,9 +194,12 @@ class Gate:
         }[self.op]
 
     def __str__(self) -> str:
+        # repr: the shortest text that reads back as the same float (stored policies keep
+        # gates as text, so a threshold must survive the round trip exactly).
+        number = repr(float(self.threshold)).removesuffix(".0")
         if self.relative is None:
-            return f"{self.metric}{self.op}{self.threshold:g}"
-        return f"{self.metric}{self.op}primary{self.relative}{self.threshold:g}"
+            return f"{self.metric}{self.op}{number}"
+        return f"{self.metric}{self.op}primary{self.relative}{number}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -409,6 +415,20 @@ class Endpoint:
             "policy": self.policy.to_dict(),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Endpoint:
+        return cls(
+            name=d["name"],
+            description=d.get("description") or "",
+            created=int(d["created"]),
+            created_by=d.get("created_by") or "",
+            updated=int(d["updated"]),
+            version=int(d["version"]),
+            policy=TrafficPolicy.from_dict(d["policy"]),
+            last_good_version=d.get("last_good_version"),
+            reason=d.get("reason") or "",
+        )
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -427,6 +447,20 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "evidence": dict(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Decision:
+        return cls(
+            id=int(d["id"]),
+            endpoint=d["endpoint"],
+            time=int(d["time"]),
+            actor=d["actor"],
+            action=d["action"],
+            reason=d.get("reason") or "",
+            from_version=d.get("from_version"),
+            to_version=d.get("to_version"),
+            evidence=dict(d.get("evidence") or {}),
+        )
 
 
 def higher_is_better(metric: str) -> bool:

@@ -42,7 +42,16 @@ from dockyard.server._body import BodyLimitMiddleware
 from dockyard.server._hosts import AllowedHostsMiddleware
 from dockyard.server._json import JSONResponse
 from dockyard.server.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
-from dockyard.server.routes import artifacts, audit, experiments, identity, meta, models, runs
+from dockyard.server.routes import (
+    artifacts,
+    audit,
+    endpoints,
+    experiments,
+    identity,
+    meta,
+    models,
+    runs,
+)
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_env", "run"]
 
@@ -100,9 +109,17 @@ def create_app(
         # under load does not walk it all (it cost the first large request tens of ms).
         gc.collect()
         gc.freeze()
+        controller = None
+        if settings.canary_interval and settings.canary_interval > 0:
+            from dockyard.serving.controller import CanaryController
+
+            controller = CanaryController(backend, interval=float(settings.canary_interval))
+            controller.start()
         try:
             yield
         finally:
+            if controller is not None:
+                controller.stop()
             backend.close()
 
     app = FastAPI(
@@ -130,7 +147,7 @@ def create_app(
     app.add_middleware(CatchAllMiddleware)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (experiments, runs, artifacts, audit, models, identity):
+    for module in (experiments, runs, artifacts, audit, models, identity, endpoints):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(meta.router, responses=ERROR_RESPONSES)

@@ -183,7 +183,11 @@ class EndpointService:
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         why = _reason(reason)
-        if not isinstance(description, str) or len(description) > _MAX_REASON:
+        if (
+            not isinstance(description, str)
+            or len(description) > _MAX_REASON
+            or "\x00" in description
+        ):
             raise InvalidInput(f"description must be text of at most {_MAX_REASON} characters")
         ref = self._resolve(model)
         vname = check_variant_name(variant) if variant is not None else _variant_name(ref)
