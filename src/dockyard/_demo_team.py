@@ -26,8 +26,6 @@ SQLite file and artifact folder under ``DOCKYARD_HOME``) it
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,12 +46,11 @@ APPROVER, APPROVER_ROLE = "risk-officer", "approver"
 TOKEN_NAME = "dockyard demo --auth"
 #: The demo's tokens expire after a day even if the demo is killed before it revokes them.
 TOKEN_DAYS = 1
-_START_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass
 class DemoServer:
-    """A Dockyard server with auth on, served by uvicorn in a background thread on loopback.
+    """A Dockyard server with auth on, on loopback (see :class:`LoopbackServer`).
 
     ``with DemoServer(settings) as server:`` -- ``server.url`` is where it listens; leaving the
     block (normally, by an exception or by Ctrl-C in the main thread) stops it and waits.
@@ -62,75 +59,26 @@ class DemoServer:
     settings: Settings
     url: str = ""
     _server: Any = field(default=None, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
-    _socket: Any = field(default=None, repr=False)
 
     def __enter__(self) -> DemoServer:
-        import socket
-
-        import uvicorn
-
-        from dockyard.core.config import Settings
-        from dockyard.core.errors import Unavailable
+        from dockyard._loopback import LoopbackServer, with_overrides
         from dockyard.server.app import create_app
 
         # Auth on, and answering to the loopback names the demo's clients use (whatever
         # DOCKYARD_ALLOWED_HOSTS says for the team's own server).
-        overrides = {"auth": "on", "allowed_hosts": "127.0.0.1,localhost"}
-        settings = Settings(
-            values={**self.settings.values, **overrides},
-            sources={**self.settings.sources, **dict.fromkeys(overrides, "override")},
+        settings = with_overrides(
+            self.settings, auth="on", allowed_hosts="127.0.0.1,localhost", canary_interval=0
         )
-        # Bind first (port 0: the OS picks a free one) and hand the socket to uvicorn, so no
-        # other process can take the port in between. It stays open until the server stops.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            self._socket.bind(("127.0.0.1", 0))
-            port = self._socket.getsockname()[1]
-            config = uvicorn.Config(
-                create_app(settings, bind_host="127.0.0.1"),
-                host="127.0.0.1",
-                port=port,
-                log_config=None,  # leave the process's logging alone
-                log_level="warning",
-                access_log=False,
-                server_header=False,
-                lifespan="on",
-            )
-            self._server = uvicorn.Server(config)
-            self._thread = threading.Thread(
-                target=self._server.run,
-                kwargs={"sockets": [self._socket]},
-                name="dockyard-demo-server",
-                daemon=True,
-            )
-            self._thread.start()
-            started = time.monotonic()
-            while not self._server.started:
-                if not self._thread.is_alive() or (
-                    time.monotonic() - started > _START_TIMEOUT_SECONDS
-                ):
-                    raise Unavailable("the demo's server did not start (see the messages above)")
-                time.sleep(0.02)
-        except BaseException:
-            self._stop()
-            raise
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = LoopbackServer(
+            create_app(settings, bind_host="127.0.0.1"), name="dockyard-demo-server"
+        ).__enter__()
+        self.url = self._server.url
         return self
 
-    def _stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=15)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-
     def __exit__(self, *exc: object) -> None:
-        self._stop()
+        if self._server is not None:
+            self._server.__exit__(*exc)
+            self._server = None
 
 
 @contextlib.contextmanager

@@ -114,9 +114,14 @@ def _scores(y_true: Any, proba: Any) -> dict[str, float]:
 
 
 def run_demo(
-    rows: int = 20_000, seed: int = 0, experiment: str = "fraud-demo", folds: int = 3
+    rows: int = 20_000,
+    seed: int = 0,
+    experiment: str = "fraud-demo",
+    folds: int = 3,
+    serve: bool = True,
 ) -> list[dict[str, Any]]:
-    """Train, track, compare and register; returns one summary dict per model (best first)."""
+    """Train, track, compare, register, then deploy and serve the champion (a canary when it
+    replaces an earlier one); returns one summary dict per model (best first)."""
     import dockyard as dy
 
     trained = train_and_compare(rows=rows, seed=seed, experiment=experiment, folds=folds)
@@ -124,6 +129,13 @@ def run_demo(
         dy.get_client(), trained.best, trained.holdout, label=trained.label
     )
     trained.best["registry"] = registry
+    if serve:
+        from dockyard._demo_serving import serve_and_roll_out
+
+        features = trained.holdout.drop(columns=[trained.label])
+        trained.best["serving"] = serve_and_roll_out(
+            dy.get_client().settings, registry, features, seed=seed
+        )
     return trained.results
 
 

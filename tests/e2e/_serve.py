@@ -135,7 +135,7 @@ def _ready(url: str) -> bool:
 
 @contextmanager
 def running_serve(
-    home: Path, *endpoints: str, log_level: str = "info", **settings: str
+    home: Path, *endpoints: str, log_level: str = "info", workers: int = 1, **settings: str
 ) -> Iterator[ServeProcess]:
     """``dockyard.server.serve_app.run`` in a subprocess on ``home`` (``DOCKYARD_*`` from
     ``settings`` only), until /v2/health/ready answers 200; stopped on exit."""
@@ -151,13 +151,14 @@ def running_serve(
         "import sys\n"
         "from dockyard.server.serve_app import run\n"
         "names = [n for n in sys.argv[3].split(',') if n] or None\n"
-        "run(endpoints=names, host='127.0.0.1', port=int(sys.argv[1]), log_level=sys.argv[2])\n"
+        "run(endpoints=names, host='127.0.0.1', port=int(sys.argv[1]), log_level=sys.argv[2], "
+        "workers=int(sys.argv[4]))\n"
     )
     url = f"http://127.0.0.1:{port}"
     with open(log, "ab") as log_file:
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-c", code, str(port), log_level, ",".join(endpoints)],
+            [sys.executable, "-c", code, str(port), log_level, ",".join(endpoints), str(workers)],
             env=env,
             stdout=log_file,
             stderr=log_file,

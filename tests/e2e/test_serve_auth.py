@@ -66,3 +66,24 @@ def test_health_metrics_and_server_metadata_are_open(secured: tuple[ServeProcess
     serve, _ = secured
     for path in ("/v2/health/live", "/v2/health/ready", "/v2", "/metrics", "/healthz"):
         assert request(serve.url, "GET", path)[0] == 200, path
+
+
+def test_with_worker_processes_ready_means_every_worker_is(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each worker loads its own models; /v2/health/ready answers 200 only once all have, so
+    a probe never sends traffic to a worker that is still loading."""
+    home = tmp_path_factory.mktemp("serve-workers") / "home"
+    backend = open_backend(home)
+    model, x = classifier()
+    register(backend, "clf", model, x)
+    backend.endpoints(Actor("tester")).deploy("fraud", "clf/1")
+    backend.close()
+    with running_serve(home, "fraud", workers=2) as s:
+        statuses = [
+            request(
+                s.url, "POST", "/endpoints/fraud/predict", ROW, headers={"Connection": "close"}
+            )[0]
+            for _ in range(40)
+        ]
+        assert statuses == [200] * 40

@@ -306,7 +306,10 @@ def test_the_demo_registers_gates_and_promotes_twice(
     assert registry["version"] == 1 and registry["passed"] and registry["previous_champion"] is None
     client = Client()
     assert client.get_registered_model(MODEL_NAME).aliases == {CHAMPION_ALIAS: 1}
-    assert client.get_model_version(MODEL_NAME, 1).status == "approved"
+    # The champion was deployed behind the endpoint and served real traffic.
+    served = first[0]["serving"]
+    assert served["answered"] == served["sent"] > 0 and set(served["by_variant"]) == {"fraud-1"}
+    assert client.get_model_version(MODEL_NAME, 1).status == "production"
 
     second = run_demo(rows=2_000, seed=0, folds=2)
     registry = second[0]["registry"]
@@ -315,7 +318,15 @@ def test_the_demo_registers_gates_and_promotes_twice(
     v2 = client.get_model_version(MODEL_NAME, 2)
     assert v2.validation is not None and v2.validation["against_version"] == 1
     assert client.get_registered_model(MODEL_NAME).aliases == {CHAMPION_ALIAS: 2}
+    # The new champion went out as a canary; the controller decided on the logged traffic.
+    served = second[0]["serving"]
+    assert served["answered"] == served["sent"]
+    actions = [action for action, _ in served["decisions"]]
+    assert actions in (["advance", "promote"], ["rollback"], ["advance", "rollback"]), actions
+    if actions[-1] == "promote":
+        assert client.get_model_version(MODEL_NAME, 2).status == "production"
+        assert client.get_model_version(MODEL_NAME, 1).status == "deprecated"
     out = capsys.readouterr().out
-    assert "champion" in out and "version 2" in out
+    assert "champion" in out and "version 2" in out and "Serving: endpoint 'fraud'" in out
     champion = dy.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
     assert champion.manifest is not None

@@ -189,6 +189,14 @@ SETTINGS: tuple[Setting, ...] = (
         "dockyard serve: inference threads (predict calls run off the event loop).",
     ),
     Setting(
+        "serve_model_threads",
+        int,
+        1,
+        "dockyard serve: threads one predict call may use inside the model (OpenMP, BLAS); "
+        "concurrency comes from the inference threads and micro-batching, so 1 avoids "
+        "oversubscribing the cores.",
+    ),
+    Setting(
         "serve_poll_seconds",
         float,
         0.5,

@@ -34,13 +34,16 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from dockyard.backend import Backend
-from dockyard.core.config import SETTINGS, Settings, load_settings
+from dockyard.core.config import Settings, load_settings
 from dockyard.core.secrets import install as install_secret_filter
 from dockyard.registry.packaging.trust import parse_trusted_modules
 from dockyard.server._auth import AuthMiddleware, resolve_auth_mode
 from dockyard.server._body import BodyLimitMiddleware
 from dockyard.server._hosts import AllowedHostsMiddleware
 from dockyard.server._json import JSONResponse
+from dockyard.server._process import configure_logging as _configure_logging
+from dockyard.server._process import export_settings as _export_settings
+from dockyard.server._process import url as _url
 from dockyard.server.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
 from dockyard.server.routes import (
     artifacts,
@@ -189,30 +192,6 @@ def bootstrap_admin_token(backend: Backend, admin_token: str | None = None) -> N
         "\n"
     )
     sys.stderr.flush()
-
-
-def _export_settings(settings: Settings) -> None:
-    """Put every non-default setting in the environment, for worker processes to load."""
-    for s in SETTINGS:
-        value = settings.values.get(s.name)
-        if settings.sources.get(s.name, "default") != "default" and value is not None:
-            os.environ[s.env] = str(value)
-
-
-def _configure_logging(level: str) -> None:
-    """Show Dockyard's log lines next to uvicorn's, unless the host app configured logging."""
-    logger = logging.getLogger("dockyard")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    install_secret_filter(("dockyard",))
-    logger.setLevel(level.upper())
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def run(

@@ -310,7 +310,9 @@ def create_serve_app(
         shadow_pool = ThreadPoolExecutor(2, "dockyard-shadow")
 
         def load(ref: Any) -> Any:
-            return registry.load_model(f"models:/{ref.model}/{ref.version}")
+            model = registry.load_model(f"models:/{ref.model}/{ref.version}")
+            _limit_model_threads(int(settings.serve_model_threads))
+            return model
 
         pool = ModelPool(
             load,
@@ -337,6 +339,7 @@ def create_serve_app(
         app.state.runtime = runtime
         app.state.metrics = metrics
         await runtime.start()
+        marking = asyncio.create_task(_mark_worker_ready(runtime))
         if not auth_on:
             log.warning(
                 "auth off: every request acts as 'anonymous' (bind to a non-loopback address "
@@ -347,6 +350,7 @@ def create_serve_app(
         try:
             yield
         finally:
+            marking.cancel()
             await runtime.stop()
             infer_pool.shutdown(wait=False, cancel_futures=True)
             shadow_pool.shutdown(wait=False, cancel_futures=True)
@@ -387,7 +391,7 @@ def create_serve_app(
     @app.get("/health", include_in_schema=False)
     async def ready(request: Request) -> Response:
         rt = runtime_of(request)
-        ok = bool(rt.ready)
+        ok = bool(rt.ready) and _all_workers_ready()
         return _json_response({"ready": ok}, 200 if ok else 503)
 
     @app.get("/v2")
@@ -753,6 +757,14 @@ def create_serve_app(
     return app
 
 
+def _limit_model_threads(n: int) -> None:
+    """Cap the native thread pools (OpenMP, BLAS) the loaded models use. Process-wide, and
+    only for libraries loaded by now: called after each model load."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=max(1, n))
+
+
 def _read_csv(raw: bytes) -> dict[str, list[Any]]:
     import pandas as pd
 
@@ -770,6 +782,44 @@ def _read_csv(raw: bytes) -> dict[str, list[Any]]:
 # -- running ------------------------------------------------------------------------------------
 
 _ENDPOINTS_ENV = "DOCKYARD_SERVE_ENDPOINTS"
+#: With ``--workers N``: a private folder where each worker leaves a marker named after its
+#: pid once its models are loaded; the server is ready when N live workers have.
+_READY_DIR_ENV = "DOCKYARD_SERVE_READY_DIR"
+_WORKERS_ENV = "DOCKYARD_SERVE_WORKERS"
+
+
+def _all_workers_ready() -> bool:
+    """True in a single process; with worker processes, when every one of them has loaded
+    its models (a probe answered by the first ready worker must not send traffic to a
+    still-loading one)."""
+    import os
+
+    folder, wanted = os.environ.get(_READY_DIR_ENV), os.environ.get(_WORKERS_ENV)
+    if not folder or not wanted:
+        return True
+    live = 0
+    for name in os.listdir(folder):
+        try:
+            os.kill(int(name), 0)  # a worker that died (and was replaced) no longer counts
+        except (ValueError, ProcessLookupError):
+            continue
+        except PermissionError:
+            pass
+        live += 1
+    return live >= int(wanted)
+
+
+async def _mark_worker_ready(runtime: Any) -> None:
+    """With worker processes: leave this worker's marker once its models are loaded."""
+    import os
+
+    folder = os.environ.get(_READY_DIR_ENV)
+    if not folder:
+        return
+    while not runtime.ready:
+        await asyncio.sleep(0.05)
+    with open(os.path.join(folder, str(os.getpid())), "w"):
+        pass
 
 
 def create_serve_app_from_env() -> FastAPI:
@@ -796,9 +846,14 @@ def run(
 
     import uvicorn
 
-    from dockyard.server.app import _configure_logging, _export_settings, _url
+    from dockyard.server._process import configure_logging as _configure_logging
+    from dockyard.server._process import export_settings as _export_settings
+    from dockyard.server._process import url as _url
 
     settings = settings if settings is not None else load_settings()
+    # Before any model library starts its thread pool (also in worker processes); an
+    # OMP_NUM_THREADS the operator set wins.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(settings.serve_model_threads))))
     _configure_logging(log_level)
     logging.getLogger("dockyard.serve").setLevel(log_level.upper())
     mode = "on" if resolve_auth_mode(settings.auth, host) else "off"
@@ -815,9 +870,13 @@ def run(
     )
     common = {"host": host, "port": port, "log_level": log_level, "server_header": False}
     if workers > 1:
+        import tempfile
+
         _export_settings(settings)
         if endpoints:
             os.environ[_ENDPOINTS_ENV] = ",".join(endpoints)
+        os.environ[_READY_DIR_ENV] = tempfile.mkdtemp(prefix="dockyard-serve-ready-")  # 0700
+        os.environ[_WORKERS_ENV] = str(workers)
         uvicorn.run(
             "dockyard.server.serve_app:create_serve_app_from_env",
             factory=True,

@@ -100,6 +100,9 @@ class ModelHandle:
     shadow_batcher: MicroBatcher[Payload] = field(init=False)
     _predict: Callable[[Any], Any] = field(init=False, repr=False)
     _proba: Callable[[Any], Any] | None = field(init=False, repr=False)
+    #: The class labels, when the model's labels are exactly the argmax of its probabilities
+    #: (then one predict_proba call gives both: the model runs once per batch, not twice).
+    _labels_from_proba: Any = field(default=None, init=False, repr=False)
 
     def configure(
         self,
@@ -118,6 +121,9 @@ class ModelHandle:
         else:  # pragma: no cover - any LoadedModel has an adapter
             self._predict = self.model.predict
             self._proba = getattr(self.model, "predict_proba", None)
+        self._labels_from_proba = (
+            _argmax_classes(adapter.raw) if adapter is not None and self._proba else None
+        )
         cb = None if on_batch is None else (lambda i, r, s: on_batch(self.ref, i, r, s))
         self.batcher = MicroBatcher(
             self.predict_batch, executor, max_rows=max_rows, max_wait_ms=max_wait_ms, on_batch=cb
@@ -163,6 +169,10 @@ class ModelHandle:
         return self.model.prepare(arr)
 
     def _run(self, data: Any) -> tuple[Any, Any]:
+        if self._labels_from_proba is not None:
+            assert self._proba is not None
+            proba = _as_array(self._proba(data))
+            return self._labels_from_proba[proba.argmax(axis=1)], proba
         pred = _as_array(self._predict(data))
         proba = _as_array(self._proba(data)) if self._proba is not None else None
         return pred, proba
@@ -316,3 +326,36 @@ class ModelPool:
         for r in gone:
             log.info("unloaded model %s", r)
         return gone
+
+
+#: Classifiers whose ``predict`` is, by construction, ``classes_[argmax(predict_proba)]``
+#: (ties included: both pick the first class). For these the server runs the model once per
+#: batch and derives the labels; any other model is asked for both.
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.ensemble._gb.GradientBoostingClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.ExtraTreeClassifier",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.naive_bayes.GaussianNB",
+    }
+)
+
+
+def _argmax_classes(raw: Any) -> Any:
+    """The final estimator's ``classes_`` when its labels are the argmax of its probabilities
+    (a scikit-learn Pipeline is looked through), else None."""
+    final = raw
+    steps = getattr(raw, "steps", None)
+    if isinstance(steps, list) and steps:
+        final = steps[-1][1]
+    cls = type(final)
+    if f"{cls.__module__}.{cls.__qualname__}" not in _ARGMAX_CLASSIFIERS:
+        return None
+    classes = getattr(final, "classes_", None)
+    if classes is None or getattr(classes, "ndim", 0) != 1:
+        return None  # multi-output: keep predict
+    return classes
