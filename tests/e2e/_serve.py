@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from ._server import SRC, free_port
+from ._server import dockyard_process, free_port
 
 HERE = Path(__file__).parent
 FEATURES = ("x1", "x2", "n")
@@ -125,14 +120,6 @@ def request(
         conn.close()
 
 
-def _ready(url: str) -> bool:
-    try:
-        status, _, _ = request(url, "GET", "/v2/health/ready", timeout=1)
-        return status == 200
-    except OSError:
-        return False
-
-
 @contextmanager
 def running_serve(
     home: Path, *endpoints: str, log_level: str = "info", workers: int = 1, **settings: str
@@ -140,13 +127,6 @@ def running_serve(
     """``dockyard.server.serve_app.run`` in a subprocess on ``home`` (``DOCKYARD_*`` from
     ``settings`` only), until /v2/health/ready answers 200; stopped on exit."""
     log = home.parent / f"{home.name}-serve.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), **settings)
-    # The tests' folder, so the server can import the test models (e2e._serve_models).
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(SRC), str(HERE.parent), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
     code = (
         "import sys\n"
         "from dockyard.server.serve_app import run\n"
@@ -154,25 +134,16 @@ def running_serve(
         "run(endpoints=names, host='127.0.0.1', port=int(sys.argv[1]), log_level=sys.argv[2], "
         "workers=int(sys.argv[4]))\n"
     )
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "ab") as log_file:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, str(port), log_level, ",".join(endpoints), str(workers)],
-            env=env,
-            stdout=log_file,
-            stderr=log_file,
-        )
-        try:
-            while not _ready(url):
-                if process.poll() is not None or time.monotonic() - started > 60:
-                    pytest.fail(f"dockyard serve did not become ready:\n{log.read_text()}")
-                time.sleep(0.01)
-            yield ServeProcess(url, home, log, process, time.monotonic() - started)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with dockyard_process(
+        home,
+        code,
+        [log_level, ",".join(endpoints), str(workers)],
+        port=free_port(),
+        ready_path="/v2/health/ready",
+        log=log,
+        # The tests' folder, so the server can import the test models (e2e._serve_models).
+        python_path=(str(HERE.parent),),
+        timeout=60,
+        **settings,
+    ) as (url, process, seconds):
+        yield ServeProcess(url, home, log, process, seconds)
