@@ -635,6 +635,8 @@ def test_hot_swap_and_rollback_fail_no_request(serve: ServeProcess, world: dict[
     assert failures == []
     versions = [v for _, v in load.results]
     assert set(versions) == {1, 2} and len(versions) > 50
+    # Under that load the prediction log kept every record: nothing dropped.
+    assert _sample(_metrics(serve), "dockyard_serve_predlog_records_dropped_total") == 0
 
 
 def test_a_policy_that_fails_to_load_keeps_the_old_one_serving(
