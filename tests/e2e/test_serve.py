@@ -514,6 +514,7 @@ def test_shadows_that_sleep_or_raise_leave_the_caller_untouched(
 
 def test_metrics_parse_and_count(serve: ServeProcess) -> None:
     request(serve.url, "POST", "/endpoints/swap/predict", ROWS)
+    request(serve.url, "POST", "/endpoints/swap/predict", [{"no such column": 1}])  # an error
     m = _metrics(serve)
     names = {n for n, _ in m}
     for family in (
