@@ -648,7 +648,10 @@ def _mlflow_env(root: Path) -> dict[str, str]:
 
 
 def _dockyard_env(root: Path) -> dict[str, str]:
-    return {"DOCKYARD_HOME": str(root / "dockyard" / "home")}
+    # DOCKYARD_SERVE_* settings of this environment reach `dockyard serve` (to try a batch
+    # size, say); nothing else of the caller's DOCKYARD_* does.
+    tuning = {k: v for k, v in os.environ.items() if k.startswith("DOCKYARD_SERVE_")}
+    return {"DOCKYARD_HOME": str(root / "dockyard" / "home"), **tuning}
 
 
 def run_setup(root: Path, cfg: argparse.Namespace) -> dict[str, Any]:

@@ -172,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "serve_max_batch_rows",
         int,
-        256,
+        2048,
         "dockyard serve: most rows the micro-batcher puts in one predict call.",
     ),
     Setting(
@@ -187,6 +187,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         4,
         "dockyard serve: inference threads (predict calls run off the event loop).",
+    ),
+    Setting(
+        "serve_access_log",
+        _bool,
+        False,
+        "dockyard serve: write uvicorn's access line for every request (off by default: the "
+        "prediction log already records every request, with more).",
     ),
     Setting(
         "serve_model_threads",
