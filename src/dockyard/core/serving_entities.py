@@ -51,18 +51,10 @@ _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
 #: What a gate can look at, per variant over the step's window (from the prediction log):
-#: share of requests that failed (5xx), latency percentiles in ms, share of shadow answers
-#: that agree with the primary, and quality from logged labels.
-GATE_METRICS: tuple[str, ...] = (
-    "error_rate",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "agreement",
-    "accuracy",
-    "mae",
-)
-_HIGHER_IS_BETTER = frozenset({"agreement", "accuracy"})
+#: the share of requests that failed (5xx) and latency percentiles in ms. Quality gates
+#: (accuracy from logged labels, shadow agreement) come with the monitoring layer; until the
+#: controller computes them they are refused here rather than holding a canary forever.
+GATE_METRICS: tuple[str, ...] = ("error_rate", "p50_ms", "p95_ms", "p99_ms")
 
 
 def check_endpoint_name(name: Any) -> str:
@@ -461,7 +453,3 @@ class Decision:
             to_version=d.get("to_version"),
             evidence=dict(d.get("evidence") or {}),
         )
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric in _HIGHER_IS_BETTER

@@ -56,17 +56,13 @@ _STAT_COLUMNS = ("request_id", "row", "variant", "shadow", "forced", "time", "la
 @dataclass(frozen=True)
 class VariantStats:
     """One variant's numbers over a window: requests (distinct request ids), failed requests
-    (status >= 500), latency percentiles (per request), and quality where labels or a shadow
-    comparison give it."""
+    (status >= 500) and latency percentiles (per request)."""
 
     requests: int = 0
     errors: int = 0
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
-    accuracy: float | None = None
-    mae: float | None = None
-    agreement: float | None = None
 
     @property
     def error_rate(self) -> float | None:
