@@ -38,7 +38,7 @@ def serve_and_roll_out(
     inference server on loopback; returns what happened (endpoint, decisions, counts)."""
     from rich.console import Console
 
-    from dockyard._loopback import LoopbackServer, with_overrides
+    from dockyard._loopback import LoopbackServer
     from dockyard.backend import Backend
     from dockyard.cli._output import print_table
     from dockyard.governance.audit import Actor
@@ -51,8 +51,7 @@ def serve_and_roll_out(
     if champion is None:
         console.print("no approved champion: nothing to deploy")
         return out
-    settings = with_overrides(
-        settings,
+    settings = settings.with_overrides(
         auth="off",  # the demo's own loopback server; `dockyard serve` decides for itself
         allowed_hosts="127.0.0.1,localhost",
         serve_poll_seconds=0.2,

@@ -61,13 +61,13 @@ class DemoServer:
     _server: Any = field(default=None, repr=False)
 
     def __enter__(self) -> DemoServer:
-        from dockyard._loopback import LoopbackServer, with_overrides
+        from dockyard._loopback import LoopbackServer
         from dockyard.server.app import create_app
 
         # Auth on, and answering to the loopback names the demo's clients use (whatever
         # DOCKYARD_ALLOWED_HOSTS says for the team's own server).
-        settings = with_overrides(
-            self.settings, auth="on", allowed_hosts="127.0.0.1,localhost", canary_interval=0
+        settings = self.settings.with_overrides(
+            auth="on", allowed_hosts="127.0.0.1,localhost", canary_interval=0
         )
         self._server = LoopbackServer(
             create_app(settings, bind_host="127.0.0.1"), name="dockyard-demo-server"

@@ -11,20 +11,11 @@ import threading
 import time
 from typing import Any
 
-from dockyard.core.config import Settings
 from dockyard.core.errors import Unavailable
 
-__all__ = ["LoopbackServer", "with_overrides"]
+__all__ = ["LoopbackServer"]
 
 _START_TIMEOUT_SECONDS = 30.0
-
-
-def with_overrides(settings: Settings, **values: Any) -> Settings:
-    """``settings`` with some values replaced (recorded as overrides)."""
-    return Settings(
-        values={**settings.values, **values},
-        sources={**settings.sources, **dict.fromkeys(values, "override")},
-    )
 
 
 class LoopbackServer:

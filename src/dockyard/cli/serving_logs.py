@@ -48,8 +48,8 @@ def _store(settings: Any) -> Any:
 
 
 def _require_read(settings: Any, actor: Any, endpoint: str) -> None:
+    from dockyard.core.serving_entities import check_endpoint_name
     from dockyard.governance.permissions import ENDPOINT_READ, Authorizer
-    from dockyard.governance.redaction_service import check_endpoint_name
 
     check_endpoint_name(endpoint)
     Authorizer.local(_store(settings), actor.name).require(ENDPOINT_READ, endpoint)

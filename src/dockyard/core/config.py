@@ -245,6 +245,13 @@ class Settings:
         }
         return f"Settings(values={shown!r}, sources={dict(self.sources)!r})"
 
+    def with_overrides(self, **values: Any) -> Settings:
+        """These settings with some values replaced (their source recorded as overrides)."""
+        return Settings(
+            values={**self.values, **values},
+            sources={**self.sources, **dict.fromkeys(values, "override")},
+        )
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self.values[name]

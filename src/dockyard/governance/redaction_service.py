@@ -36,7 +36,6 @@ __all__ = [
     "REDACTION_PERMISSIONS",
     "EndpointRedaction",
     "RedactionService",
-    "check_endpoint_name",
 ]
 
 

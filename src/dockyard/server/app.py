@@ -214,9 +214,7 @@ def run(
     _configure_logging(log_level)
     # Decide auth once, from the address actually bound, and pass it on to worker processes.
     mode = "on" if resolve_auth_mode(settings.auth, host) else "off"
-    settings = Settings(
-        values={**settings.values, "auth": mode}, sources={**settings.sources, "auth": "override"}
-    )
+    settings = settings.with_overrides(auth=mode)
     if mode == "on" and workers > 1:
         # Bootstrap once, here, so that a generated token is printed once, not per worker.
         backend = Backend.open(settings)

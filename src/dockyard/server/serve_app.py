@@ -291,8 +291,7 @@ def create_serve_app(
         from dockyard.serving.shadow import ShadowDispatcher
 
         install_secret_filter()
-        trusted = parse_trusted_modules(settings.trusted_modules)  # bad setting: stop here
-        del trusted
+        parse_trusted_modules(settings.trusted_modules)  # a bad setting stops the start-up
         backend = Backend.open(settings)
         app.state.backend = backend
         actor = Actor(SERVER_ACTOR, authorizer=Authorizer.allow_all(SERVER_ACTOR))
@@ -863,9 +862,7 @@ def run(
     _configure_logging(log_level)
     logging.getLogger("dockyard.serve").setLevel(log_level.upper())
     mode = "on" if resolve_auth_mode(settings.auth, host) else "off"
-    settings = Settings(
-        values={**settings.values, "auth": mode}, sources={**settings.sources, "auth": "override"}
-    )
+    settings = settings.with_overrides(auth=mode)
     if endpoints is not None:
         endpoints = [check_endpoint_name(e) for e in endpoints]
     log.info(

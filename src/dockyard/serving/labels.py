@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.core.errors import InvalidInput, NotFound
+from dockyard.core.serving_entities import check_endpoint_name
 from dockyard.governance.audit import Actor, record_event
 from dockyard.governance.permissions import ENDPOINT_DEPLOY, ENDPOINT_READ, Authorizer, enforced
-from dockyard.governance.redaction_service import check_endpoint_name
 from dockyard.serving.predlog import _canonical, _decode, _encode, _parquet_bytes, _Root
 
 if TYPE_CHECKING:

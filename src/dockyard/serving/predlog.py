@@ -84,7 +84,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dockyard.core.errors import ConfigError, DockyardError, InvalidInput
-from dockyard.governance.redaction_service import check_endpoint_name
+from dockyard.core.serving_entities import check_endpoint_name
 
 if TYPE_CHECKING:
     import pyarrow as pa

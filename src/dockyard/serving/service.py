@@ -268,30 +268,20 @@ class EndpointService:
                 )
             new = self._changed(old, mode, vname, ref, weight, plan, key_field)
             last_good = cur.version
-            version = u.put_endpoint_policy(
-                name,
-                cur.version,
-                new,
-                now=now,
-                by=self.actor.name,
-                reason=why or f"deploy {mode} {ref}",
-                last_good_version=last_good,
-            )
-            if version is None:
-                raise self._raced(name)
-            self._follow_registry(u, old, new, f"serving 100 % of endpoint {name}")
-            self._decide(
+            ep = self._commit(
                 u,
-                name,
-                "deploy" if mode == "replace" else mode,
-                why,
-                cur.version,
-                version,
-                {"mode": mode, "model": str(ref), "weights": dict(new.weights)},
+                cur,
+                new,
+                stored_reason=why or f"deploy {mode} {ref}",
+                action="deploy" if mode == "replace" else mode,
+                why=why,
+                evidence={"mode": mode, "model": str(ref), "weights": dict(new.weights)},
+                registry_why=f"serving 100 % of endpoint {name}",
+                last_good=last_good,
             )
-            ep = u.get_endpoint(name)
-            assert ep is not None
-            return ep  # type: ignore[no-any-return]
+            if ep is None:
+                raise self._raced(name)
+            return ep
 
         return self.store.write(fn)  # type: ignore[no-any-return]
 
@@ -447,30 +437,20 @@ class EndpointService:
                     f"endpoint {name!r} already runs its last good policy "
                     f"(version {cur.last_good_version})"
                 )
-            version = u.put_endpoint_policy(
-                name,
-                cur.version,
-                target,
-                now=now_ms(),
-                by=self.actor.name,
-                reason=f"rollback to version {cur.last_good_version}: {why}",
-                last_good_version=cur.last_good_version,
-            )
-            if version is None:
-                raise self._raced(name)
-            self._follow_registry(u, cur.policy, target, f"rollback of endpoint {name}")
-            self._decide(
+            ep = self._commit(
                 u,
-                name,
-                "rollback",
-                why,
-                cur.version,
-                version,
-                {**evidence, "restored_version": cur.last_good_version},
+                cur,
+                target,
+                stored_reason=f"rollback to version {cur.last_good_version}: {why}",
+                action="rollback",
+                why=why,
+                evidence={**evidence, "restored_version": cur.last_good_version},
+                registry_why=f"rollback of endpoint {name}",
+                last_good=cur.last_good_version,
             )
-            ep = u.get_endpoint(name)
-            assert ep is not None
-            return ep  # type: ignore[no-any-return]
+            if ep is None:
+                raise self._raced(name)
+            return ep
 
         return self.store.write(fn)  # type: ignore[no-any-return]
 
@@ -517,19 +497,16 @@ class EndpointService:
                 )
             else:
                 new = _promoted(p, plan.variant)
-            version = u.put_endpoint_policy(
-                name,
-                cur.version,
+            return self._commit(
+                u,
+                cur,
                 new,
-                now=now,
-                by=self.actor.name,
-                reason=f"canary {action}: {reason}",
+                stored_reason=f"canary {action}: {reason}",
+                action=action,
+                why=reason,
+                evidence=dict(evidence),
+                registry_why=f"canary of endpoint {name} promoted",
             )
-            if version is None:
-                return None
-            self._follow_registry(u, p, new, f"canary of endpoint {name} promoted")
-            self._decide(u, name, action, reason, cur.version, version, dict(evidence))
-            return u.get_endpoint(name)  # type: ignore[no-any-return]
 
         return self.store.write(fn)  # type: ignore[no-any-return]
 
@@ -578,24 +555,56 @@ class EndpointService:
             last_good = cur.version
             if keep_last_good_if_canary and cur.policy.canary is not None:
                 last_good = cur.last_good_version
-            version = u.put_endpoint_policy(
-                name,
-                cur.version,
+            ep = self._commit(
+                u,
+                cur,
                 new,
-                now=now_ms(),
-                by=self.actor.name,
-                reason=why,
-                last_good_version=last_good,
+                stored_reason=why,
+                action=action,
+                why=why,
+                evidence=evidence,
+                registry_why=f"serving 100 % of endpoint {name}",
+                last_good=last_good,
             )
-            if version is None:
+            if ep is None:
                 raise self._raced(name)
-            self._follow_registry(u, cur.policy, new, f"serving 100 % of endpoint {name}")
-            self._decide(u, name, action, why, cur.version, version, evidence)
-            ep = u.get_endpoint(name)
-            assert ep is not None
-            return ep  # type: ignore[no-any-return]
+            return ep
 
         return self.store.write(fn)  # type: ignore[no-any-return]
+
+    def _commit(
+        self,
+        u: Any,
+        cur: Endpoint,
+        new: TrafficPolicy,
+        *,
+        stored_reason: str,
+        action: str,
+        why: str,
+        evidence: dict[str, Any],
+        registry_why: str,
+        last_good: int | bool | None = False,
+    ) -> Endpoint | None:
+        """Inside a transaction: make ``new`` the endpoint's policy (compare-and-set on
+        ``cur.version``), let the registry follow, record the decision and the audit event;
+        the endpoint as it now is, or None when someone changed the policy first.
+        ``last_good`` (unless False) becomes the rollback target."""
+        version = u.put_endpoint_policy(
+            cur.name,
+            cur.version,
+            new,
+            now=now_ms(),
+            by=self.actor.name,
+            reason=stored_reason,
+            last_good_version=last_good,
+        )
+        if version is None:
+            return None
+        self._follow_registry(u, cur.policy, new, registry_why)
+        self._decide(u, cur.name, action, why, cur.version, version, evidence)
+        ep = u.get_endpoint(cur.name)
+        assert ep is not None
+        return ep  # type: ignore[no-any-return]
 
     def _follow_registry(
         self, u: Any, old: TrafficPolicy | None, new: TrafficPolicy, why: str
