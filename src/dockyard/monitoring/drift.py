@@ -100,6 +100,7 @@ _ALIASES = {
     "ks_2samp": "ks",
 }
 _UNSEEN_EXAMPLES = 20
+_PLOT_VALUES = 30
 
 
 # --------------------------------------------------------------------------- the profile
@@ -390,6 +391,13 @@ class FeatureDrift:
     unseen_count: int = 0
     unseen_categories: list[str] = field(default_factory=list)
     note: str = ""
+    #: What a report plots: reference vs current counts on the same bins. Numeric columns with
+    #: a histogram: ``{"kind": "bins", "edges": [e0..em], "reference": [m+2 counts],
+    #: "current": [m+2 counts]}`` (counts[0] below e0, counts[-1] at or above em, as in the
+    #: profile); per-value columns and categories: ``{"kind": "values", "labels": [...],
+    #: "reference": [...], "current": [...]}`` (at most ``_PLOT_VALUES`` labels, the rest
+    #: summed under ``"other"``). None when there is nothing to plot.
+    distribution: dict[str, Any] | None = None
 
 
 @dataclass
@@ -582,6 +590,16 @@ def _numeric_feature(
         ref_counts = np.asarray(_get(profile, "bin_counts"), dtype=float)
         score, stat = _score_counts(test, ref_counts, hist.astype(float))
         note = "reference quantile bins"
+    distribution: dict[str, Any] | None = None
+    if plan.per_value:
+        distribution = _values_distribution(plan.ref_vc, plan.cur_vc)
+    elif hist is not None:
+        distribution = {
+            "kind": "bins",
+            "edges": [float(e) for e in _get(profile, "bin_edges")],
+            "reference": [int(c) for c in _get(profile, "bin_counts")],
+            "current": [int(c) for c in hist],
+        }
     return FeatureDrift(
         column=name,
         kind="numeric",
@@ -594,6 +612,7 @@ def _numeric_feature(
         n_unique=int(n_unique),
         statistic=None if stat is None else float(stat),
         note=note,
+        distribution=distribution,
     )
 
 
@@ -645,7 +664,31 @@ def _categorical_feature(
         unseen_count=int(cur_other),
         unseen_categories=[str(u) for u in unseen[:_UNSEEN_EXAMPLES].tolist()],
         note=note,
+        distribution=_values_distribution(ref_map, cur_map),
     )
+
+
+def _values_distribution(ref: Mapping[Any, int], cur: Mapping[Any, int]) -> dict[str, Any]:
+    """Counts per value for a plot: the most frequent ``_PLOT_VALUES`` values (reference and
+    current together), the rest summed under ``"other"``."""
+    keys = sorted(set(ref) | set(cur), key=lambda k: -(ref.get(k, 0) + cur.get(k, 0)))
+    shown, rest = keys[:_PLOT_VALUES], keys[_PLOT_VALUES:]
+
+    def label(k: Any) -> str:
+        if k == "\x00other":
+            return "other"
+        if isinstance(k, float) and k.is_integer():
+            return str(int(k))
+        return str(k)
+
+    labels = [label(k) for k in shown]
+    r = [int(ref.get(k, 0)) for k in shown]
+    c = [int(cur.get(k, 0)) for k in shown]
+    if rest:
+        labels.append("other")
+        r.append(int(sum(ref.get(k, 0) for k in rest)))
+        c.append(int(sum(cur.get(k, 0) for k in rest)))
+    return {"kind": "values", "labels": labels, "reference": r, "current": c}
 
 
 # --------------------------------------------------------------------------- the report
@@ -697,7 +740,7 @@ def drift_report(
         by_k: dict[int, list[int]] = {}
         for j, c in enumerate(numeric):
             edges = _get(reference[c], "bin_edges") or []
-            if plans[j].needs_bins and len(edges):
+            if len(edges):
                 by_k.setdefault(len(edges), []).append(j)
         for k, idx in by_k.items():
             edges = np.array([list(_get(reference[numeric[j]], "bin_edges")) for j in idx])
