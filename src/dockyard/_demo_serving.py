@@ -32,10 +32,17 @@ _WAIT_SECONDS = 60.0
 
 
 def serve_and_roll_out(
-    settings: Settings, registry: dict[str, Any], traffic: pd.DataFrame, seed: int = 0
+    settings: Settings,
+    registry: dict[str, Any],
+    traffic: pd.DataFrame,
+    seed: int = 0,
+    *,
+    monitor: bool = True,
 ) -> dict[str, Any]:
     """Deploy (or canary) the demo's champion and send it ``traffic`` rows through a real
-    inference server on loopback; returns what happened (endpoint, decisions, counts)."""
+    inference server on loopback; with ``monitor``, then drifted traffic, labels and a monitor
+    run (:mod:`dockyard._demo_monitoring`). Returns what happened (endpoint, decisions,
+    counts, the monitor run)."""
     from rich.console import Console
 
     from dockyard._loopback import LoopbackServer
@@ -116,18 +123,26 @@ def serve_and_roll_out(
                 out["decisions"].append((decision.action, decision.reason))
                 rows.append((decision.action, f"{decision.reason}; {_evidence(decision)}"))
             controller.stop()
-        ep = backend.endpoints(actor).get_endpoint(ENDPOINT)
-        split = ", ".join(f"{k} {v}" for k, v in sorted(by_variant.items()))
-        rows.append(("traffic", f"{answered} of {sent} requests answered ({split})"))
-        rows.append(("now", ep.policy.describe()))
-        out.update(sent=sent, answered=answered, by_variant=by_variant, policy=ep.policy.to_dict())
-        print_table(
-            f"Serving: endpoint {ENDPOINT!r}",
-            ["step", "what happened"],
-            rows,
-            caption="Next: dockyard serve fraud; dockyard endpoints show fraud; "
-            "dockyard endpoints decisions fraud; dockyard logs stats -e fraud",
-        )
+            ep = backend.endpoints(actor).get_endpoint(ENDPOINT)
+            split = ", ".join(f"{k} {v}" for k, v in sorted(by_variant.items()))
+            rows.append(("traffic", f"{answered} of {sent} requests answered ({split})"))
+            rows.append(("now", ep.policy.describe()))
+            out.update(
+                sent=sent, answered=answered, by_variant=by_variant, policy=ep.policy.to_dict()
+            )
+            print_table(
+                f"Serving: endpoint {ENDPOINT!r}",
+                ["step", "what happened"],
+                rows,
+                caption="Next: dockyard serve fraud; dockyard endpoints show fraud; "
+                "dockyard endpoints decisions fraud; dockyard logs stats -e fraud",
+            )
+            if monitor:
+                from dockyard._demo_monitoring import drift_and_monitor
+
+                out["monitoring"] = drift_and_monitor(
+                    backend, actor, server.url, settings.home_path, seed=seed
+                )
         return out
     finally:
         backend.close()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dockyard.artifacts import ArtifactStore
     from dockyard.governance.audit import Actor
     from dockyard.governance.identity import IdentityService
+    from dockyard.monitoring.service import MonitorService
     from dockyard.registry.service import RegistryService
     from dockyard.serving.service import EndpointService
     from dockyard.store.sql import SqlStore
@@ -67,6 +68,11 @@ class Backend:
         from dockyard.serving.service import EndpointService
 
         return EndpointService(self.store, self.artifacts, actor)
+
+    def monitoring(self, actor: Actor) -> MonitorService:
+        from dockyard.monitoring.service import MonitorService
+
+        return MonitorService(self.store, self.artifacts, actor, backend=self)
 
     def identity(self, actor: Actor) -> IdentityService:
         from dockyard.governance.identity import IdentityService

@@ -14,6 +14,7 @@ from dockyard.cli import (
     experiments,
     identity,
     models,
+    monitor,
     redaction,
     runs,
     serve,
@@ -42,6 +43,7 @@ app.command("deploy")(endpoints.deploy)
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(serving_logs.logs, name="logs")
 app.add_typer(serving_logs.labels, name="labels")
+app.add_typer(monitor.app, name="monitor")
 app.command("serve")(serve.serve)
 
 
@@ -113,7 +115,7 @@ def controller(
                 typer.echo(f"{endpoint}: {action} ({reason})")
             if once:
                 return
-            time.sleep(ctl.interval)
+            time.sleep(ctl.loop.interval)
     except KeyboardInterrupt:
         return
     finally:

@@ -299,9 +299,18 @@ def log_input(
     name: str | None = None,
     context: str = "training",
     source: str | None = None,
+    *,
+    profile: bool = True,
 ) -> DatasetInput:
     """Record a dataset the run used: a DataFrame, an array, a .csv/.parquet path or a
-    ready DatasetInput. Its content digest, schema and row count are computed here."""
+    ready DatasetInput. Its content digest, schema and row count are computed here.
+
+    With ``profile`` (the default) the data's profile -- per column counts, quantiles, a
+    histogram, top categories, a sample of at most 10,000 values -- is computed here too and
+    logged as the run artifact ``profiles/<digest>.json``: the reference production
+    monitoring compares against (:mod:`dockyard.monitoring.reference`). ``profile=False``
+    keeps every value of the data on this machine."""
+    run_id = _current().run_id
     if isinstance(data, DatasetInput):
         ds = data
     else:
@@ -310,8 +319,22 @@ def log_input(
         if name is None:
             name = Path(data).stem if isinstance(data, str | Path) else "dataset"
         ds = describe_dataset(data, name=name, context=context, source=source)
-    get_client().log_inputs(_current().run_id, [ds])
+        if profile:
+            _log_profile(run_id, data, ds.digest)
+    get_client().log_inputs(run_id, [ds])
     return ds
+
+
+def _log_profile(run_id: str, data: Any, digest: str) -> None:
+    import tempfile
+
+    from dockyard.monitoring.reference import PROFILE_DIR, profile_data, profile_json
+
+    body = profile_json(profile_data(data))
+    with tempfile.TemporaryDirectory(prefix="dockyard-profile-") as tmp:
+        path = Path(tmp) / f"{digest}.json"
+        path.write_bytes(body)
+        get_client().log_artifact(run_id, path, PROFILE_DIR)
 
 
 _MODEL_API = ("log_model", "load_model", "register_model", "ModelInfo")

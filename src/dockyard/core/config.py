@@ -142,6 +142,13 @@ SETTINGS: tuple[Setting, ...] = (
         "there (run `dockyard controller` on its own instead).",
     ),
     Setting(
+        "monitor_interval",
+        float,
+        30.0,
+        "Seconds between the monitor scheduler's passes in `dockyard server` (it runs declared "
+        "monitors on their windows and delivers webhook alerts); 0 turns it off.",
+    ),
+    Setting(
         "model_extra_columns",
         str,
         "drop",

@@ -53,6 +53,7 @@ from dockyard.server.routes import (
     identity,
     meta,
     models,
+    monitoring,
     runs,
 )
 
@@ -118,9 +119,17 @@ def create_app(
 
             controller = CanaryController(backend, interval=float(settings.canary_interval))
             controller.start()
+        scheduler = None
+        if settings.monitor_interval and settings.monitor_interval > 0:
+            from dockyard.monitoring.service import MonitorScheduler
+
+            scheduler = MonitorScheduler(backend, interval=float(settings.monitor_interval))
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if controller is not None:
                 controller.stop()
             backend.close()
@@ -150,7 +159,7 @@ def create_app(
     app.add_middleware(CatchAllMiddleware)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (experiments, runs, artifacts, audit, models, identity, endpoints):
+    for module in (experiments, runs, artifacts, audit, models, identity, endpoints, monitoring):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(meta.router, responses=ERROR_RESPONSES)

@@ -26,16 +26,12 @@ policy stands.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockyard.core.serving_entities import Gate, TrafficPolicy
-from dockyard.governance.audit import Actor, now_ms
+from dockyard.governance.audit import Actor
 from dockyard.governance.permissions import Authorizer
 
 if TYPE_CHECKING:
@@ -185,7 +181,8 @@ def decide(
 
 
 class CanaryController:
-    """Runs :func:`decide` over every endpoint with a canary, under a lease."""
+    """Runs :func:`decide` over every endpoint with a canary, under a lease
+    (:class:`dockyard.loops.LeasedLoop`)."""
 
     def __init__(
         self,
@@ -195,26 +192,28 @@ class CanaryController:
         lease_seconds: float = 30.0,
         holder: str | None = None,
     ) -> None:
+        from dockyard.loops import LeasedLoop
+
         self.backend = backend
-        self.interval = interval
-        self.lease_ms = int(lease_seconds * 1000)
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.actor = Actor(CONTROLLER, authorizer=Authorizer.allow_all(CONTROLLER))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop = LeasedLoop(
+            backend.store,
+            LEASE,
+            self._pass,
+            interval=interval,
+            lease_seconds=lease_seconds,
+            holder=holder,
+        )
 
     def run_once(self, now: int | None = None) -> list[tuple[str, str, str]]:
         """One pass; returns ``(endpoint, action, reason)`` for each canary looked at (empty
         when another replica holds the lease)."""
+        return self.loop.run_once(now) or []
+
+    def _pass(self, at: int) -> list[tuple[str, str, str]]:
         from dockyard.serving.predlog import read_predictions
 
-        at = now_ms() if now is None else now
         store = self.backend.store
-        got = store.write(
-            lambda u: u.acquire_lease(LEASE, self.holder, now=at, ttl_ms=self.lease_ms)
-        )
-        if not got:
-            return []
         service = self.backend.endpoints(self.actor)
         cipher = self.backend.artifacts.cipher
         done: list[tuple[str, str, str]] = []
@@ -239,27 +238,7 @@ class CanaryController:
 
     def start(self) -> None:
         """Run passes every ``interval`` seconds in a daemon thread until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            # The first pass after one interval: start-up stays free of store writes.
-            while not self._stop.wait(self.interval):
-                try:
-                    self.run_once()
-                except Exception:
-                    log.exception("canary controller pass failed")
-
-        self._thread = threading.Thread(target=loop, name="dockyard-canary", daemon=True)
-        self._thread.start()
+        self.loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        try:
-            self.backend.store.write(lambda u: u.release_lease(LEASE, self.holder))
-        except Exception:  # the store may be gone at shutdown; the lease expires anyway
-            log.debug("could not release the controller lease", exc_info=True)
+        self.loop.stop()

@@ -149,7 +149,7 @@ class ServingUnit:
 
     def delete_endpoint(self, name: str) -> bool:
         # Children first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
-        for table in (t.endpoint_decisions, t.endpoint_policies):
+        for table in (t.monitors, t.endpoint_decisions, t.endpoint_policies):
             self.conn.execute(delete(table).where(table.c.endpoint == name))
         e = t.endpoints
         return bool(self.conn.execute(delete(e).where(e.c.name == name)).rowcount)

@@ -458,3 +458,114 @@ leases = Table(
     Column("holder", String(256), nullable=False),
     Column("expires", BigInteger, nullable=False),
 )
+
+# -- monitoring: monitors, their runs, metric time series, events, alert deliveries (0008) ----
+
+# A monitor declared on an endpoint: what to compare, against what, how often, whom to tell.
+# Runs, metrics and events have no foreign key to the endpoint: their history outlives it.
+monitors = Table(
+    "monitors",
+    metadata,
+    Column(
+        "endpoint",
+        String(128),
+        ForeignKey("endpoints.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    # the end of the last window the scheduler ran (epoch ms); the next window starts there
+    Column("last_window_end", BigInteger, nullable=True),
+    Column("next_run", BigInteger, nullable=True),
+)
+
+# One evaluation of one window: the headline numbers as columns, the whole result as JSON.
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("monitor", String(128), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("dataset_drift", Boolean, nullable=False),
+    Column("n_drifted", Integer, nullable=False),
+    Column("n_features", Integer, nullable=False),
+    Column("n_quality_issues", Integer, nullable=False),
+    Column("result", JSON, nullable=False),
+    Index("ix_monitor_runs_endpoint_window", "endpoint", "monitor", "window_start"),
+)
+
+# Time series: one value per (run, variant, feature, metric); feature "" is the whole window,
+# variant "" all live traffic.
+monitor_metrics = Table(
+    "monitor_metrics",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        String(36),
+        ForeignKey("monitor_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("endpoint", String(128), nullable=False),
+    Column("monitor", String(128), nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("feature", String(256), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float, nullable=True),
+    Index("ix_monitor_metrics_series", "endpoint", "metric", "feature", "window_start"),
+    Index("ix_monitor_metrics_run", "run_id"),
+)
+
+# Events other parts subscribe to (drift detected, performance below threshold); ids increase,
+# so a subscriber keeps the last id it handled.
+monitoring_events = Table(
+    "monitoring_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("monitor", String(128), nullable=False),
+    Column("run_id", String(36), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Index("ix_monitoring_events_endpoint_id", "endpoint", "id"),
+)
+
+# One webhook delivery of one event: pending until delivered, dead after the last retry
+# (kept, and replayable), never deleted by the delivery loop.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "event_id",
+        BigId,
+        ForeignKey("monitoring_events.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("endpoint", String(128), nullable=False),
+    Column("target", String(2048), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created", BigInteger, nullable=False),
+    Column("next_attempt", BigInteger, nullable=True),
+    Column("delivered", BigInteger, nullable=True),
+    Index("ix_alert_deliveries_status_next", "status", "next_attempt"),
+)

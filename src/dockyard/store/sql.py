@@ -38,7 +38,9 @@ from dockyard.core.entities import (
 )
 from dockyard.core.errors import AlreadyExists, Conflict, Unavailable
 from dockyard.store import schema as t
+from dockyard.store._alerts_sql import AlertsUnit
 from dockyard.store._identity_sql import IdentityUnit
+from dockyard.store._monitoring_sql import MonitoringUnit
 from dockyard.store._redaction_sql import RedactionUnit
 from dockyard.store._registry_sql import RegistryUnit
 from dockyard.store._serving_sql import ServingUnit
@@ -83,7 +85,7 @@ _UPSERT_LATEST = (
 )
 
 
-class SqlUnit(RegistryUnit, IdentityUnit, RedactionUnit, ServingUnit):
+class SqlUnit(RegistryUnit, IdentityUnit, RedactionUnit, ServingUnit, MonitoringUnit, AlertsUnit):
     """Repository methods bound to one connection inside one transaction."""
 
     def __init__(self, conn: Connection) -> None:
