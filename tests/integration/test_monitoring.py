@@ -379,3 +379,61 @@ def test_the_rest_routes(world: dict[str, Any], db_url: str) -> None:
         r = c.get(f"{api}/endpoints/fraud/monitors", headers=vic)
         assert [m["name"] for m in r.json()["items"]] == ["hourly"]
         assert c.delete(f"{api}/endpoints/fraud/monitors/hourly", headers=admin).status_code == 204
+
+
+def test_a_drift_event_reaches_a_signed_webhook(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from dockyard.monitoring.alerts import verify_signature
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DOCKYARD_WEBHOOK_SECRET", "s3cret")
+    try:
+        w = _logged_world(world)
+        backend = w["backend"]
+        service = backend.monitoring(ME)
+        url = f"http://127.0.0.1:{server.server_port}/hook?token=abc"
+        with pytest.raises(InvalidInput, match="loopback"):
+            service.declare("fraud", "hourly", {"webhooks": [{"url": url}]})
+        hook = {"url": url, "allow_private": True, "events": ["drift.detected"]}
+        mon = service.declare("fraud", "hourly", {"window": "1h", "webhooks": [hook]})
+        assert "token" not in json.dumps(mon.public_dict())
+        backend.store.write(
+            lambda u: u.claim_monitor("fraud", "hourly", seen_next_run=mon.next_run, next_run=0)
+        )
+        backend.store.write(lambda u: u.set_monitor_window_end("fraud", "hourly", DRIFTED))
+        runs = MonitorScheduler(backend).run_once(DRIFTED + HOUR + 60_000)
+        assert [r.dataset_drift for r in runs] == [True]
+        # the scheduler's pass delivered it: one signed POST, the drift event only
+        assert len(got) == 1
+        headers, body = got[0]
+        assert headers["X-Dockyard-Event"] == "drift.detected"
+        assert verify_signature(
+            "s3cret",
+            int(headers["X-Dockyard-Timestamp"]),
+            body,
+            headers["X-Dockyard-Signature"],
+            tolerance_s=10**9,
+        )
+        payload = json.loads(body)
+        assert payload["data"]["drifted_columns"] == ["amount", "channel"]
+        [delivery] = backend.store.read(lambda u: u.list_deliveries())
+        assert delivery.status == "delivered" and "abc" not in json.dumps(delivery.to_dict())
+    finally:
+        server.shutdown()

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from dockyard.cli import (
+    alerts,
     artifacts,
     audit,
     db,
@@ -44,6 +45,7 @@ app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(serving_logs.logs, name="logs")
 app.add_typer(serving_logs.labels, name="labels")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(alerts.app, name="alerts")
 app.command("serve")(serve.serve)
 
 

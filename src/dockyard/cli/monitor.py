@@ -239,7 +239,7 @@ def list_(
     """Declared monitors."""
     got = _service().list_monitors(endpoint)
     if as_json:
-        print_json([m.to_dict() for m in got])
+        print_json([m.public_dict() for m in got])
         return
     print_table(
         "Monitors",

@@ -37,6 +37,20 @@ class Monitor:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with webhook URLs shown without user info and query string (a
+        chat webhook's URL is often its secret): what the API and CLI show."""
+        from dockyard.core.alert_entities import safe_url
+
+        d = self.to_dict()
+        spec = dict(d["spec"])
+        spec["webhooks"] = [
+            {**w, "url": safe_url(str(w.get("url", "")))} if isinstance(w, dict) else w
+            for w in spec.get("webhooks") or []
+        ]
+        d["spec"] = spec
+        return d
+
 
 @dataclass(frozen=True)
 class MonitorRun:

@@ -13,6 +13,10 @@ GET      /monitoring/runs/{run_id}/report?format=html|json     the report: a sel
 GET      /monitoring/events?endpoint=&after=&kind=&limit=      events, oldest first after a cursor
 GET      /monitoring/metrics                                   Prometheus text: newest run of each
                                                                monitor
+GET      /alerts?status=&endpoint=&limit=                      webhook deliveries (dead letters:
+                                                               status=dead), newest first
+GET      /alerts/{id}                                          one delivery
+POST     /alerts/{id}/replay                                   a dead delivery back to pending
 GET      /endpoints/{name}/monitors                            declared monitors
 PUT      /endpoints/{name}/monitors/{monitor}                  ``{spec, enabled, expected_version}``
 GET      /endpoints/{name}/monitors/{monitor}                  one monitor
@@ -56,6 +60,16 @@ _REPORT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+
+
+async def alert_service(request: Request) -> Any:
+    from dockyard.monitoring.alerts import AlertService
+
+    backend: Backend = request.app.state.backend
+    return AlertService(backend.store, request_actor(request))
+
+
+Alerts = Annotated[Any, Depends(alert_service)]
 
 
 async def monitor_service(request: Request) -> Any:
@@ -194,7 +208,7 @@ def metrics(service: Monitors) -> Response:
 @router.get("/endpoints/{name}/monitors", summary="Monitors declared on an endpoint")
 def list_monitors(name: Name, service: Monitors) -> Response:
     return ok(
-        {"items": [m.to_dict() for m in service.list_monitors(name)], "next_page_token": None}
+        {"items": [m.public_dict() for m in service.list_monitors(name)], "next_page_token": None}
     )
 
 
@@ -216,15 +230,40 @@ def declare_monitor(
         expected_version=body.expected_version,
         check_targets=True,
     )
-    return ok(mon.to_dict(), 201 if mon.version == 1 else 200)
+    return ok(mon.public_dict(), 201 if mon.version == 1 else 200)
 
 
 @router.get("/endpoints/{name}/monitors/{monitor}", summary="One declared monitor")
 def get_monitor(name: Name, monitor: MonitorName, service: Monitors) -> Response:
-    return ok(service.get_monitor(name, monitor).to_dict())
+    return ok(service.get_monitor(name, monitor).public_dict())
 
 
 @router.delete("/endpoints/{name}/monitors/{monitor}", status_code=204, summary="Delete a monitor")
 def delete_monitor(name: Name, monitor: MonitorName, service: Monitors) -> Response:
     service.delete_monitor(name, monitor)
     return no_content()
+
+
+@router.get("/alerts", summary="Webhook deliveries, newest first (dead letters with status=dead)")
+def list_alerts(
+    service: Alerts,
+    status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
+    endpoint: Annotated[str | None, Query(max_length=128, pattern=ENDPOINT_NAME)] = None,
+    limit: Limit = 100,
+) -> Response:
+    got = service.list_deliveries(status=status, endpoint=endpoint, limit=limit)
+    return ok({"items": [d.to_dict() for d in got], "next_page_token": None})
+
+
+@router.get("/alerts/{delivery_id}", summary="One webhook delivery")
+def get_alert(
+    delivery_id: Annotated[str, Path(max_length=36, pattern=PRINTABLE)], service: Alerts
+) -> Response:
+    return ok(service.get_delivery(delivery_id).to_dict())
+
+
+@router.post("/alerts/{delivery_id}/replay", summary="Send a dead delivery again")
+def replay_alert(
+    delivery_id: Annotated[str, Path(max_length=36, pattern=PRINTABLE)], service: Alerts
+) -> Response:
+    return ok(service.replay(delivery_id).to_dict())
