@@ -310,6 +310,11 @@ def test_the_demo_registers_gates_and_promotes_twice(
     served = first[0]["serving"]
     assert served["answered"] == served["sent"] > 0 and set(served["by_variant"]) == {"fraud-1"}
     assert client.get_model_version(MODEL_NAME, 1).status == "production"
+    # Then drifted traffic, late labels and a monitor run that catches the drift.
+    watched = served["monitoring"]
+    assert watched["dataset_drift"] and "amount" in watched["drifted"]
+    assert 0 < watched["labels"] < 1_200 and Path(watched["report"]).is_file()
+    assert "<svg" in Path(watched["report"]).read_text()
 
     second = run_demo(rows=2_000, seed=0, folds=2)
     registry = second[0]["registry"]
