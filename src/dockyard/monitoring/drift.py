@@ -170,25 +170,58 @@ def psi(ref_counts: Any, cur_counts: Any, eps: float = PSI_EPS) -> np.ndarray | 
     return float(out) if np.ndim(out) == 0 else out
 
 
+def _merged_cdfs(a_sorted: np.ndarray, b_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted arrays: (merged values, |F_a - F_b| at each merged value but the last).
+
+    The empirical CDFs are counted along the merge (a cumulative sum) instead of looked up with
+    ``searchsorted`` at every value. At the last value of a run of equal values the counts are
+    the right-continuous CDFs, i.e. SciPy's ``searchsorted(x, v, side="right") / x.size``,
+    exactly (same integers, same division); inside a run they are not, which the callers
+    handle: Wasserstein multiplies them by a zero width, KS reads only the runs' last values.
+    """
+    m, n = a_sorted.size, b_sorted.size
+    total = m + n
+    # the merged position of a[i]: after a[0..i-1] and every b below it (stable: a first)
+    pos = np.searchsorted(b_sorted, a_sorted, side="left")
+    pos += np.arange(m, dtype=pos.dtype)
+    from_a = np.zeros(total, dtype=bool)
+    from_a[pos] = True
+    merged = np.empty(total, dtype=np.float64)
+    merged[pos] = a_sorted
+    merged[~from_a] = b_sorted
+    count_a = np.cumsum(from_a[:-1], dtype=np.int64)
+    cdf_a = count_a / m
+    count_a -= np.arange(1, total, dtype=np.int64)  # = -(count of b)
+    np.negative(count_a, out=count_a)
+    cdf_a -= count_a / n
+    np.abs(cdf_a, out=cdf_a)
+    return merged, cdf_a
+
+
 def _ks_statistic(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
-    both = np.concatenate([ref_sorted, cur_sorted])  # order irrelevant for the max
-    cdf1 = np.searchsorted(ref_sorted, both, side="right") / ref_sorted.size
-    cdf2 = np.searchsorted(cur_sorted, both, side="right") / cur_sorted.size
-    return float(np.max(np.abs(cdf1 - cdf2)))
+    """max |F_ref - F_cur| over every value of both (both sorted, non-empty)."""
+    merged, gap = _merged_cdfs(ref_sorted, cur_sorted)
+    # the CDFs are right-continuous: read them at the last of each run of equal values; the
+    # last merged value has F_ref = F_cur = 1
+    ends = merged[1:] != merged[:-1]
+    return float(np.max(gap[ends], initial=0.0))
 
 
 def ks(ref_sample: Any, cur: Any) -> tuple[float, float]:
     """Two-sample KS (statistic, p-value), equal to ``scipy.stats.ks_2samp`` (two-sided, auto).
 
-    NaNs are dropped from both sides. The statistic is computed here with sorted arrays and
-    ``searchsorted``; the p-value uses SciPy's asymptotic ``kstwo`` tail when either side has
-    more than 10,000 values (SciPy's own ``auto`` switch) and SciPy's exact path otherwise
-    (cheap at that size).
+    NaNs (and infinities) are dropped from both sides. The statistic is computed here from the
+    two sorted arrays merged (cumulative counts along the merge); the p-value uses SciPy's
+    asymptotic ``kstwo`` tail when either side has more than 10,000 values (SciPy's own
+    ``auto`` switch) and SciPy's exact path otherwise (cheap at that size).
     """
+    return _ks_sorted(np.sort(_finite(ref_sample)), np.sort(_finite(cur)))
+
+
+def _ks_sorted(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``ks`` of two sorted arrays of finite values."""
     from scipy import stats
 
-    a = np.sort(_finite(ref_sample))
-    b = np.sort(_finite(cur))
     if a.size == 0 or b.size == 0:
         return math.nan, math.nan
     if max(a.size, b.size) <= 10_000:
@@ -202,11 +235,10 @@ def ks(ref_sample: Any, cur: Any) -> tuple[float, float]:
 
 
 def _wasserstein(a_sorted: np.ndarray, b_sorted: np.ndarray) -> float:
-    allv = np.sort(np.concatenate([a_sorted, b_sorted]), kind="stable")  # merges two runs
-    deltas = np.diff(allv)
-    cdf_a = np.searchsorted(a_sorted, allv[:-1], side="right") / a_sorted.size
-    cdf_b = np.searchsorted(b_sorted, allv[:-1], side="right") / b_sorted.size
-    return float(np.sum(np.abs(cdf_a - cdf_b) * deltas))
+    """Integral of |F_a - F_b| (both sorted, finite, non-empty), as SciPy sums it."""
+    merged, gap = _merged_cdfs(a_sorted, b_sorted)
+    gap *= np.diff(merged)  # zero width inside runs of equal values
+    return float(np.sum(gap))
 
 
 def wasserstein_normed(ref_sample: Any, cur: Any, ref_std: float | None = None) -> float:
@@ -215,8 +247,11 @@ def wasserstein_normed(ref_sample: Any, cur: Any, ref_std: float | None = None) 
     Equals ``scipy.stats.wasserstein_distance(ref_sample, cur) / max(ref_std, 0.001)``.
     ``ref_std`` defaults to the population std (ddof=0) of ``ref_sample``.
     """
-    a = np.sort(_finite(ref_sample))
-    b = np.sort(_finite(cur))
+    return _wasserstein_normed_sorted(np.sort(_finite(ref_sample)), np.sort(_finite(cur)), ref_std)
+
+
+def _wasserstein_normed_sorted(a: np.ndarray, b: np.ndarray, ref_std: float | None) -> float:
+    """``wasserstein_normed`` of two sorted arrays of finite values."""
     if a.size == 0 or b.size == 0:
         return math.nan
     std = float(np.std(a)) if ref_std is None or not math.isfinite(ref_std) else float(ref_std)
@@ -476,6 +511,32 @@ def _as_str(col: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- per-kind work
 
 
+def _category_counts(col: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct non-null values as str, sorted; their counts) of a current column.
+
+    Arrow columns are counted by Arrow (``value_counts``, no Python string per row); other
+    inputs go through a NumPy string array and ``np.unique``. Same keys and counts either way.
+    """
+    if hasattr(col, "is_null") and hasattr(col, "drop_null"):  # pyarrow
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = col.drop_null()
+        if col.type.equals(pa.bool_()):
+            trues = int(pc.sum(col).as_py() or 0)
+            pairs = [("False", len(col) - trues), ("True", trues)]
+            pairs = [(k, n) for k, n in pairs if n]
+        else:
+            if not pa.types.is_string(col.type):
+                col = pc.cast(col, "string")
+            vc = pc.value_counts(col)
+            values = vc.field("values").to_pylist()
+            pairs = sorted(zip(values, vc.field("counts").to_pylist(), strict=True))
+        keys = np.array([k for k, _ in pairs], dtype=str)
+        return keys, np.array([n for _, n in pairs], dtype=np.int64)
+    return np.unique(_as_str(col), return_counts=True)
+
+
 def _histograms(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts of each column of ``values`` (n, c) over its edges ``edges`` (c, k): (c, k+1).
 
@@ -492,6 +553,21 @@ def _histograms(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
         idx = (block[:, :, None] >= edges[None, :, :]).sum(axis=2) + offsets
         counts += np.bincount(idx[~np.isnan(block)], minlength=c * (k + 1))
     return counts.reshape(c, k + 1)
+
+
+def _bin_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``bincount(searchsorted(edges, x, side="right"))`` for NaN-free ``x``, sorted edges.
+
+    With few edges (deciles) it counts ``x >= e`` per edge: a few linear passes, several
+    times faster than a binary search per value.
+    """
+    if edges.size > 32 or x.size < 4 * edges.size:
+        idx = np.searchsorted(edges, x, side="right")
+        return np.bincount(idx, minlength=edges.size + 1).astype(np.int64)
+    at_or_above = np.fromiter(
+        (np.count_nonzero(x >= e) for e in edges.tolist()), dtype=np.int64, count=edges.size
+    )
+    return -np.diff(at_or_above, prepend=x.size, append=0)
 
 
 def _value_counts(values: np.ndarray) -> dict[Any, int]:
@@ -529,25 +605,25 @@ def _score_counts(test: str, ref: np.ndarray, cur: np.ndarray) -> tuple[float, f
     raise InvalidInput(f"test {test!r} needs raw values, not counts")
 
 
-@dataclass
-class _NumericPlan:
-    cur: np.ndarray
-    sample: np.ndarray
-    n_ref: int
-    n_unique: int
-    test: str
-    threshold: float
-    per_value: bool
-    ref_vc: dict[Any, int]
-    cur_vc: dict[Any, int]
-
-    @property
-    def needs_bins(self) -> bool:
-        return self.test not in ("ks", "wasserstein") and not self.per_value
+def _finite_sorted(x_sorted: np.ndarray) -> np.ndarray:
+    """The finite part of a sorted array without NaNs (a view: -inf first, +inf last)."""
+    lo = int(np.searchsorted(x_sorted, -np.inf, side="right"))
+    hi = int(np.searchsorted(x_sorted, np.inf, side="left"))
+    return x_sorted[lo:hi]
 
 
-def _numeric_plan(profile: Any, column: np.ndarray, override: Any) -> _NumericPlan:
-    cur = column[~np.isnan(column)]
+def _numeric_feature(name: str, profile: Any, column: np.ndarray, override: Any) -> FeatureDrift:
+    """One numeric column of the window (float64, NaN = missing) against its profile.
+
+    Columns are done one at a time, so the temporaries are a few copies of one column. ks and
+    wasserstein sort the current values once; the histogram over the reference edges is then
+    read from the sorted values with ``len(edges)`` binary searches, and the statistics merge
+    the sorted sample into them. Other tests bin the values without sorting (``_bin_counts``).
+    """
+    nan = np.isnan(column)
+    n_nan = int(np.count_nonzero(nan))
+    cur = column[~nan] if n_nan else column
+    del nan
     sample = _finite(_get(profile, "sample", ()) or ())
     n_ref = _ref_rows(profile)
     ref_distinct = int(_get(profile, "distinct", 0) or 0)
@@ -563,26 +639,35 @@ def _numeric_plan(profile: Any, column: np.ndarray, override: Any) -> _NumericPl
     n_unique = max(len(set(ref_vc) | set(cur_vc)), ref_distinct) if few else ref_distinct
     test, threshold = choose_test("numeric", n_ref, n_unique, override=override)
     per_value = few and n_unique <= HISTOGRAM_DISTINCT
-    return _NumericPlan(cur, sample, n_ref, n_unique, test, threshold, per_value, ref_vc, cur_vc)
 
+    cur_sorted = np.sort(cur) if cur.size and test in ("ks", "wasserstein") else None
+    edges = _get(profile, "bin_edges") or []
+    hist: np.ndarray | None = None
+    if len(edges):
+        # bin of x = number of edges <= x: (-inf, e0), [e0, e1), ..., [e_last, +inf)
+        e = np.asarray(list(edges), dtype=np.float64)
+        if cur_sorted is not None:
+            below = np.searchsorted(cur_sorted, e, side="left")  # values < each edge
+            hist = np.diff(below, prepend=0, append=cur_sorted.size).astype(np.int64)
+        else:
+            hist = _bin_counts(cur, e)
 
-def _numeric_feature(
-    name: str, profile: Any, plan: _NumericPlan, hist: np.ndarray | None
-) -> FeatureDrift:
-    cur, sample, test, threshold = plan.cur, plan.sample, plan.test, plan.threshold
-    n_ref, n_unique = plan.n_ref, plan.n_unique
     stat: float | None = None
     note = ""
     if cur.size == 0:
         score, note = math.nan, "no current values"
     elif test == "ks":
-        stat, score = ks(sample, cur)
+        assert cur_sorted is not None
+        stat, score = _ks_sorted(np.sort(sample), _finite_sorted(cur_sorted))
     elif test == "wasserstein":
-        score = wasserstein_normed(sample, cur, _get(profile, "std"))
-    elif plan.per_value:
+        assert cur_sorted is not None
+        score = _wasserstein_normed_sorted(
+            np.sort(sample), _finite_sorted(cur_sorted), _get(profile, "std")
+        )
+    elif per_value:
         # one bin per value; reference frequencies from the profile's exact value counts when
         # it has them, else from the reservoir sample
-        score, stat = _score_counts(test, *_aligned(plan.ref_vc, plan.cur_vc))
+        score, stat = _score_counts(test, *_aligned(ref_vc, cur_vc))
         note = "per-value bins"
     else:
         if hist is None:
@@ -591,8 +676,8 @@ def _numeric_feature(
         score, stat = _score_counts(test, ref_counts, hist.astype(float))
         note = "reference quantile bins"
     distribution: dict[str, Any] | None = None
-    if plan.per_value:
-        distribution = _values_distribution(plan.ref_vc, plan.cur_vc)
+    if per_value:
+        distribution = _values_distribution(ref_vc, cur_vc)
     elif hist is not None:
         distribution = {
             "kind": "bins",
@@ -617,12 +702,13 @@ def _numeric_feature(
 
 
 def _categorical_feature(
-    name: str, profile: Any, kind: str, cur: np.ndarray, override: Any
+    name: str, profile: Any, kind: str, keys: np.ndarray, counts: np.ndarray, override: Any
 ) -> FeatureDrift:
+    """``keys``: the distinct non-null current values (str, sorted), ``counts`` their counts."""
     cats = {str(k): int(v) for k, v in (_get(profile, "categories", {}) or {}).items()}
     other = int(_get(profile, "other", 0) or 0)
     n_ref = _ref_rows(profile)
-    keys, counts = np.unique(cur, return_counts=True)
+    n_cur = int(counts.sum())
     known = np.isin(keys, np.array(list(cats), dtype=str)) if cats else np.zeros(keys.size, bool)
     unseen = keys[~known]
     cur_counts = {str(k): int(c) for k, c in zip(keys[known], counts[known], strict=True)}
@@ -646,9 +732,9 @@ def _categorical_feature(
         ref_map["\x00other"] = other
         cur_map["\x00other"] = cur_other
     score, stat = (
-        (math.nan, None) if cur.size == 0 else _score_counts(test, *_aligned(ref_map, cur_map))
+        (math.nan, None) if n_cur == 0 else _score_counts(test, *_aligned(ref_map, cur_map))
     )
-    if cur.size == 0:
+    if n_cur == 0:
         note = "no current values"
     return FeatureDrift(
         column=name,
@@ -658,7 +744,7 @@ def _categorical_feature(
         threshold=threshold,
         drifted=is_drift(test, float(score), threshold),
         n_ref=n_ref,
-        n_cur=int(cur.size),
+        n_cur=n_cur,
         n_unique=int(n_unique),
         statistic=None if stat is None else float(stat),
         unseen_count=int(cur_other),
@@ -726,35 +812,16 @@ def drift_report(
     if unknown:
         raise InvalidInput(f"overrides for columns without a reference: {sorted(unknown)}")
 
-    numeric = [c for c in cols if _kind(reference[c]) == "numeric"]
     results: dict[str, FeatureDrift] = {}
 
-    # numeric: stack the window once; histogram (all at once) the columns that need bins
-    if numeric:
-        matrix = np.column_stack([_as_float(getter(c)) for c in numeric])
-        plans = [
-            _numeric_plan(reference[c], matrix[:, j], overrides.get(c))
-            for j, c in enumerate(numeric)
-        ]
-        hists: dict[str, np.ndarray] = {}
-        by_k: dict[int, list[int]] = {}
-        for j, c in enumerate(numeric):
-            edges = _get(reference[c], "bin_edges") or []
-            if len(edges):
-                by_k.setdefault(len(edges), []).append(j)
-        for k, idx in by_k.items():
-            edges = np.array([list(_get(reference[numeric[j]], "bin_edges")) for j in idx])
-            counts = _histograms(matrix[:, idx], edges.reshape(len(idx), k))
-            for row, j in enumerate(idx):
-                hists[numeric[j]] = counts[row]
-        for j, c in enumerate(numeric):
-            results[c] = _numeric_feature(c, reference[c], plans[j], hists.get(c))
+    # one column at a time: memory beyond the window is a few copies of one column
     for c in cols:
         kind = _kind(reference[c])
-        if kind != "numeric":
-            results[c] = _categorical_feature(
-                c, reference[c], kind, _as_str(getter(c)), overrides.get(c)
-            )
+        if kind == "numeric":
+            results[c] = _numeric_feature(c, reference[c], _as_float(getter(c)), overrides.get(c))
+        else:
+            keys, counts = _category_counts(getter(c))
+            results[c] = _categorical_feature(c, reference[c], kind, keys, counts, overrides.get(c))
 
     ordered = {c: results[c] for c in cols}
     pred = next((ordered[c] for c in pred_cols if c in ordered), None)
