@@ -52,6 +52,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from dockyard.core.errors import InvalidInput
+from dockyard.monitoring.stattests import DEFAULT_THRESHOLDS, P_VALUE_TESTS, canonical
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -79,26 +80,7 @@ HISTOGRAM_DISTINCT = 20
 """Numeric columns with more distinct values than this are binned (the profile's quantile
 edges) for PSI / Jensen-Shannon / chi-square; fewer get one bin per value (as Evidently)."""
 
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "ks": 0.05,
-    "chisquare": 0.05,
-    "chisquare_2samp": 0.05,
-    "z": 0.05,
-    "wasserstein": 0.1,
-    "jensenshannon": 0.1,
-    "psi": 0.1,
-}
-P_VALUE_TESTS = frozenset({"ks", "chisquare", "chisquare_2samp", "z"})
-_ALIASES = {
-    "js": "jensenshannon",
-    "jensen_shannon": "jensenshannon",
-    "chi2": "chisquare",
-    "chi_square": "chisquare",
-    "chi2_contingency": "chisquare_2samp",
-    "wasserstein_normed": "wasserstein",
-    "z_test": "z",
-    "ks_2samp": "ks",
-}
+
 _UNSEEN_EXAMPLES = 20
 _PLOT_VALUES = 30
 
@@ -354,8 +336,8 @@ def z_test_proportions(
 
 
 def _canonical(test: str) -> str:
-    name = _ALIASES.get(test.lower(), test.lower())
-    if name not in DEFAULT_THRESHOLDS:
+    name = canonical(test)
+    if name is None:
         raise InvalidInput(f"unknown drift test {test!r}; known: {sorted(DEFAULT_THRESHOLDS)}")
     return name
 

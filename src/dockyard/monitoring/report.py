@@ -84,6 +84,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dockyard.core.errors import InvalidInput
+from dockyard.monitoring.stattests import ALIASES as _ALIASES
+from dockyard.monitoring.stattests import DISTANCE_TESTS, P_VALUE_TESTS
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -113,19 +115,6 @@ MAX_EXAMPLE_CHARS = 80
 MAX_UNSEEN = 20
 RICH_MAX_FEATURES = 40
 
-# mirrors dockyard.monitoring.drift (checked by the tests) without importing NumPy
-P_VALUE_TESTS = frozenset({"ks", "chisquare", "chisquare_2samp", "z"})
-DISTANCE_TESTS = frozenset({"wasserstein", "jensenshannon", "psi"})
-_ALIASES = {
-    "js": "jensenshannon",
-    "jensen_shannon": "jensenshannon",
-    "chi2": "chisquare",
-    "chi_square": "chisquare",
-    "chi2_contingency": "chisquare_2samp",
-    "wasserstein_normed": "wasserstein",
-    "z_test": "z",
-    "ks_2samp": "ks",
-}
 _QUALITY_NOT_CHECKS = frozenset({"rows", "kind", "dtype"})
 _NOT_METRICS = frozenset(
     {"n", "task", "average", "positive", "classes", "calibrated", "estimated", "method", "error"}
