@@ -32,7 +32,6 @@ _ROWS = 1_200
 _BATCH = 20
 #: Share of the drifted traffic whose label has arrived when the monitor runs.
 _LABELED_SHARE = 0.7
-_WAIT_SECONDS = 60.0
 
 
 def drift_and_monitor(
@@ -107,19 +106,10 @@ def _send(url: str, records: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 
 def _wait_logged(backend: Backend, since: int, rows: int) -> None:
-    """Until the prediction log holds the sent rows (it is flushed every 0.2 s here)."""
-    from dockyard.serving.predlog import read_predictions
+    """Until the prediction log holds the ``rows`` live rows sent since ``since``."""
+    from dockyard._demo_serving import wait_logged
 
-    deadline = time.monotonic() + _WAIT_SECONDS
-    while time.monotonic() < deadline:
-        table = read_predictions(
-            backend.artifacts.root_uri,
-            ENDPOINT,
-            since=since,
-            cipher=backend.artifacts.cipher,
-            columns=["request_id", "shadow"],
-        )
-        live = sum(1 for s in table["shadow"].to_pylist() if not s) if table.num_rows else 0
-        if live >= rows:
-            return
-        time.sleep(0.1)
+    def done(table: Any) -> bool:
+        return table.num_rows > 0 and sum(not s for s in table["shadow"].to_pylist()) >= rows
+
+    wait_logged(backend, since, ["request_id", "shadow"], done)

@@ -191,25 +191,35 @@ def _wait_policy(url: str, version: int) -> None:
         time.sleep(0.05)
 
 
-def _wait_logged(backend: Any, ep: Any, at_least: int) -> None:
-    """Until the prediction log holds the step's requests (it is written every 0.2 s here)."""
+def wait_logged(backend: Any, since: int | None, columns: list[str], done: Any) -> None:
+    """Until ``done(table)`` holds for the endpoint's log since ``since`` (read with
+    ``columns``); the demo's servers flush it every 0.2 s."""
     from dockyard.serving.predlog import read_predictions
 
     deadline = time.monotonic() + _WAIT_SECONDS
-    since = ep.policy.canary.step_started if ep.policy.canary else None
     while time.monotonic() < deadline:
         table = read_predictions(
             backend.artifacts.root_uri,
             ENDPOINT,
             since=since,
             cipher=backend.artifacts.cipher,
-            columns=["request_id", "row", "variant"],
+            columns=columns,
         )
-        canary = ep.policy.canary.variant if ep.policy.canary else None
-        done = sum(1 for v in table["variant"].to_pylist() if v == canary)
-        if canary is None or done >= min(CANARY_MIN_REQUESTS, at_least):
+        if done(table):
             return
         time.sleep(0.1)
+
+
+def _wait_logged(backend: Any, ep: Any, at_least: int) -> None:
+    """Until the prediction log holds the step's canary requests."""
+    canary = ep.policy.canary.variant if ep.policy.canary else None
+    since = ep.policy.canary.step_started if ep.policy.canary else None
+
+    def done(table: Any) -> bool:
+        n = sum(1 for v in table["variant"].to_pylist() if v == canary) if table.num_rows else 0
+        return canary is None or n >= min(CANARY_MIN_REQUESTS, at_least)
+
+    wait_logged(backend, since, ["request_id", "row", "variant"], done)
 
 
 def _traffic(url: str, records: list[dict[str, Any]], n: int, seed: int) -> dict[str, int]:
