@@ -133,14 +133,15 @@ class MonitorSpec(BaseModel):
             sched = parse_window(spec.schedule)
             if sched.kind != "time":
                 raise InvalidInput("monitor spec: schedule must be a duration such as '1h'")
-        from dockyard.monitoring.drift import _canonical
+        from dockyard.monitoring.stattests import DEFAULT_THRESHOLDS, canonical
 
         for col, test in spec.tests.items():
             name = test if isinstance(test, str) else test[0]
-            try:
-                _canonical(str(name))
-            except InvalidInput as exc:
-                raise InvalidInput(f"monitor spec: tests.{col}: {exc}") from None
+            if canonical(str(name)) is None:
+                raise InvalidInput(
+                    f"monitor spec: tests.{col}: unknown drift test {name!r}; known: "
+                    f"{sorted(DEFAULT_THRESHOLDS)}"
+                )
         if spec.webhooks:
             from dockyard.monitoring.alerts import parse_target
 
