@@ -685,3 +685,58 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+_FAST_SPECS = [
+    {"name": "f", "type": "double", "nullable": True, "dtype": "float64"},
+    {"name": "f32", "type": "float", "nullable": True, "dtype": "float32"},
+    {"name": "i", "type": "long", "nullable": False, "dtype": "int64"},
+    {"name": "i8", "type": "integer", "nullable": False, "dtype": "int8"},
+    {"name": "u", "type": "long", "nullable": False, "dtype": "uint64"},
+    {"name": "b", "type": "boolean", "nullable": False, "dtype": "bool"},
+    {"name": "s", "type": "string", "nullable": False, "dtype": "str"},
+    {"name": "so", "type": "string", "nullable": False, "dtype": "object"},
+    {"name": "ni", "type": "long", "nullable": True, "dtype": "Int64"},
+]
+_FAST_VALUES = {
+    "f": [[1.5, 2, None, float("nan")], [2**60, 1.0], [True], ["x"]],
+    "f32": [[1.5, 2, None], [1e300]],
+    "i": [[1, -5], [2.0, 3], [2**63], [None], [True]],
+    "i8": [[1, -100], [300]],
+    "u": [[1, 5], [-1], [2**63]],
+    "b": [[True, False], [1, 0], [2], [None]],
+    "s": [["a", "b"], ["a", None], [3]],
+    "so": [["a", "zz"]],
+    "ni": [[1, None]],
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "values"),
+    [(s, v) for s in _FAST_SPECS for v in _FAST_VALUES[s["name"]]],
+)
+def test_prepare_input_of_plain_column_lists_equals_the_full_path(
+    spec: dict[str, Any], values: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dicts of plain JSON lists are cast with NumPy directly: the same frame (dtypes
+    included) as the full pandas path, and the same refusal message when refused."""
+    from dockyard.registry.packaging import signature as sig
+
+    schema = {"kind": "columns", "columns": [spec, dict(_FAST_SPECS[0], name="k")]}
+    data = {spec["name"]: values, "k": [1.0] * len(values)}
+
+    def outcome() -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return sig.prepare_input(schema, dict(data))
+        except ModelInputError as exc:
+            return exc.message
+
+    fast = outcome()
+    monkeypatch.setattr(sig, "_fast_columns", lambda columns, data: None)
+    full = outcome()
+    if isinstance(full, str):
+        assert fast == full
+    else:
+        pd.testing.assert_frame_equal(fast, full, check_exact=True)

@@ -101,6 +101,57 @@ def test_a_cancelled_caller_is_skipped() -> None:
     assert 2 not in seen
 
 
+def test_a_busy_batcher_holds_the_batch_while_the_loop_takes_in_requests() -> None:
+    calls: list[list[int]] = []
+
+    def fn(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        time.sleep(0.03)
+        return list(items)
+
+    async def main() -> None:
+        b: MicroBatcher[int] = MicroBatcher(fn, None, max_rows=100, max_wait_ms=1)
+        # A batch of 3 requests: the batcher is busy from now on.
+        await asyncio.gather(b.submit(-1), b.submit(-2), b.submit(-3))
+
+        async def arrivals() -> list[int]:
+            # Requests read one by one by a busy loop (each takes it 1 ms), for longer than
+            # max_wait but less than the last batch took: they all make one batch.
+            futs = []
+            for i in range(8):
+                time.sleep(0.001)  # the loop parsing a request
+                futs.append(asyncio.ensure_future(b.submit(i)))
+                await asyncio.sleep(0)
+            return list(await asyncio.gather(*futs))
+
+        assert await arrivals() == list(range(8))
+
+    _run(main())
+    assert calls == [[-1, -2, -3], list(range(8))]
+
+
+def test_with_max_wait_0_a_busy_batcher_never_holds() -> None:
+    calls: list[list[int]] = []
+
+    def fn(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        time.sleep(0.02)
+        return list(items)
+
+    async def main(wait: float) -> None:
+        b: MicroBatcher[int] = MicroBatcher(fn, None, max_rows=100, max_wait_ms=wait)
+        await asyncio.gather(b.submit(-1), b.submit(-2), b.submit(-3))
+        futs = []
+        for i in range(3):
+            time.sleep(0.001)
+            futs.append(asyncio.ensure_future(b.submit(i)))
+            await asyncio.sleep(0)
+        await asyncio.gather(*futs)
+
+    _run(main(0))
+    assert calls[:2] == [[-1, -2, -3], [0]]  # 0 dispatched at once
+
+
 # -- input checks -----------------------------------------------------------------------------
 
 SCHEMA = {
@@ -196,3 +247,33 @@ def test_extra_columns_can_be_refused() -> None:
     with pytest.raises(ModelInputError, match="'extra'") as info:
         payload_from_json([{**ROW, "extra": 1}], _Model(), extra_columns="reject")
     assert info.value.details == {"rule": "extra_column", "column": "extra"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "values", "rule"),
+    [
+        ({"type": "long", "nullable": True}, [1, None, 3], None),
+        ({"type": "long", "nullable": False}, [1, None], "not_nullable"),
+        ({"type": "long"}, [1, 2.0], None),  # a whole float passes the full check
+        ({"type": "long"}, [2**63], "wrong_type"),
+        ({"type": "integer"}, [-(2**31), 2**31 - 1], None),
+        ({"type": "integer"}, [2**31], "wrong_type"),
+        ({"type": "boolean"}, [True, 0, 1], None),
+        ({"type": "boolean"}, [True, 2], "wrong_type"),
+        ({"type": "double"}, [1, 2.5, None, float("nan")], None),
+        ({"type": "double"}, [1.0, False], "wrong_type"),
+        ({"type": "string", "nullable": True}, ["a", None], None),
+        ({"type": "string"}, ["a", None], "not_nullable"),
+        ({"type": "datetime"}, ["2024-01-01"], None),  # left to the signature's cast
+    ],
+)
+def test_plain_columns_pass_at_once_and_others_get_every_rule(
+    spec: dict[str, Any], values: list[Any], rule: str | None
+) -> None:
+    schema = {"kind": "columns", "columns": [{"name": "x", **spec}]}
+    if rule is None:
+        check_columns({"x": values}, schema)
+        return
+    with pytest.raises(ModelInputError) as err:
+        check_columns({"x": values}, schema)
+    assert err.value.details["rule"] == rule and err.value.details["column"] == "x"

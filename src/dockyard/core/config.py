@@ -187,7 +187,9 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         1.0,
         "dockyard serve: how long a busy model's micro-batcher may hold a partial batch to "
-        "fill it, in ms (0: never wait); an idle model never waits.",
+        "fill it, in ms (0: never wait); past it, it holds only while the server is still "
+        "reading requests (at most its last batch's duration, 20 ms); an idle model never "
+        "waits.",
     ),
     Setting(
         "serve_threads",

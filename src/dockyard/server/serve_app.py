@@ -71,7 +71,12 @@ from dockyard.server._v2 import (
     v2_payload,
     v2_tensor,
 )
-from dockyard.server.errors import CatchAllMiddleware, error_body, install_error_handlers
+from dockyard.server.errors import (
+    CatchAllMiddleware,
+    _dockyard_error,
+    error_body,
+    install_error_handlers,
+)
 
 __all__ = ["SERVE_PUBLIC_PATHS", "create_serve_app", "create_serve_app_from_env", "run"]
 
@@ -163,6 +168,55 @@ class _V2ErrorShape:
             await send(message)
 
         await self.app(scope, receive, send_v2)
+
+
+_FAST_ENDPOINT = re.compile(r"^/endpoints/([^/]+)/(predict|invocations)$")
+_FAST_V2 = re.compile(r"^/v2/models/([^/]+)/(?:versions/([^/]+)/)?infer$")
+
+
+class _FastRoutes:
+    """The prediction routes (``POST /endpoints/{name}/predict``, ``.../invocations``, ``POST
+    /v2/models/{name}[/versions/{v}]/infer``) answered here, inside every middleware (host
+    check, body limit, auth, catch-all, V2 error shape), without FastAPI's router, dependency
+    solving and exception middleware: the same handlers, the same path patterns as the
+    routes declared on the app (which still answer everything else, other methods included),
+    and a :class:`~dockyard.core.errors.DockyardError` escaping a handler gets the answer
+    the app's exception handler gives. About a third of the event loop's time per
+    prediction went to that machinery (benchmarks/serving.py, 1-row requests)."""
+
+    def __init__(self, app: ASGIApp, handlers: dict[str, Any]) -> None:
+        self.app = app
+        self.handlers = handlers  # filled by create_serve_app once the handlers exist
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+            and self.handlers
+        ):
+            path = scope["path"]
+            m = _FAST_ENDPOINT.match(path)
+            if m is not None:
+                request = Request(scope, receive)
+                try:
+                    response = await self.handlers["endpoint"](
+                        request, m.group(1), m.group(2) == "invocations"
+                    )
+                except DockyardError as exc:
+                    response = await _dockyard_error(request, exc)
+                await response(scope, receive, send)
+                return
+            m = _FAST_V2.match(path)
+            if m is not None:
+                request = Request(scope, receive)
+                try:
+                    response = await self.handlers["v2"](request, m.group(1), m.group(2))
+                except DockyardError as exc:
+                    response = await _dockyard_error(request, exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -375,6 +429,8 @@ def create_serve_app(
     app.state.settings = settings
     app.state.auth_enabled = auth_on
     install_error_handlers(app)
+    fast_handlers: dict[str, Any] = {}
+    app.add_middleware(_FastRoutes, handlers=fast_handlers)  # innermost: after auth
     app.add_middleware(_ServeAuth, enabled=auth_on)
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_body_bytes))
     app.add_middleware(_ServeHosts, allowed_hosts=settings.allowed_hosts)
@@ -717,10 +773,9 @@ def create_serve_app(
         doc: dict[str, Any] = {"predictions": served.predictions}
         if served.probabilities is not None:
             doc["probabilities"] = served.probabilities
-            if served.handle.classes:
-                from dockyard.registry.packaging.signature import json_safe
-
-                doc["classes"] = json_safe(list(served.handle.classes))
+            classes = served.handle.classes_json
+            if classes:
+                doc["classes"] = classes
         doc.update(
             request_id=request_id,
             endpoint=name,
@@ -739,6 +794,8 @@ def create_serve_app(
     @app.post("/endpoints/{name}/invocations")
     async def invocations(request: Request, name: str) -> Response:
         return await _predict(request, name, csv_ok=True)
+
+    fast_handlers.update(endpoint=_predict, v2=_v2_infer)
 
     @app.post("/endpoints/{name}/labels", status_code=201)
     async def labels(request: Request, name: str) -> Response:

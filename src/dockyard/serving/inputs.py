@@ -153,7 +153,8 @@ def _select(
     cols: dict[str, list[Any]], names: list[str] | None, extra_columns: str
 ) -> tuple[dict[str, list[Any]], int]:
     if names is not None:
-        extra = [k for k in cols if k not in set(names)]
+        known = set(names)
+        extra = [k for k in cols if k not in known]
         missing = [n for n in names if n not in cols]
         if missing:
             raise fail(
@@ -296,82 +297,120 @@ def _is_null(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
+_NONE = type(None)
+#: Per type, the Python types a column may hold without a closer look (for integers, within
+#: the type's range): a column of only these passes every rule of ``_check_column``.
+_PLAIN: dict[str, frozenset[type]] = {
+    "float": frozenset({float, int, _NONE}),  # float columns are always nullable
+    "double": frozenset({float, int, _NONE}),
+    "integer": frozenset({int}),
+    "long": frozenset({int}),
+    "boolean": frozenset({bool}),
+    "string": frozenset({str}),
+}
+_RANGE = {"integer": _INT32, "long": (-(2**63), 2**63 - 1)}
+
+
 def check_columns(cols: Mapping[str, list[Any]], schema: Mapping[str, Any]) -> None:
-    """Check each column's values against the signature (the rules that need no pandas)."""
+    """Check each column's values against the signature (the rules that need no pandas).
+
+    A column whose values are all of the plain Python types its signature type takes (and,
+    for integers, in range) passes at once; any other column gets every rule, and the
+    message naming the column and the rule."""
     for spec in schema["columns"]:
-        name, typ = spec["name"], spec["type"]
-        values = cols.get(name)
+        values = cols.get(spec["name"])
         if values is None:
             continue
-        nullable = bool(spec.get("nullable", False)) or typ in ("float", "double")
-        nulls = [i for i, v in enumerate(values) if _is_null(v)]
-        if nulls and not nullable:
-            where = ", ".join(str(i) for i in nulls[:MAX_SHOWN])
-            raise fail(
-                f"input column {name!r}: null/NaN in a non-nullable column ({len(nulls)} "
-                f"row(s): position {where}) (rule: not_nullable; the signature says this column "
-                "never has missing values)",
-                "not_nullable",
-                name,
-            )
-        if typ in ("float", "double"):
-            bad = [
-                v
-                for v in values
-                if v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
-            ]
-            if bad:
-                raise _wrong(name, typ, bad)
-        elif typ in ("integer", "long"):
-            bad = [
-                v
-                for v in values
-                if v is not None
-                and (
-                    isinstance(v, bool)
-                    or not isinstance(v, int | float)
-                    or (isinstance(v, float) and not (math.isfinite(v) and v.is_integer()))
-                )
-            ]
-            if bad:
-                if all(isinstance(v, float) for v in bad):
-                    raise fail(
-                        f"input column {name!r}: wrong type: expected {typ}, got numbers with a "
-                        f"fractional part, such as {', '.join(repr(v) for v in bad[:MAX_SHOWN])} "
-                        "(rule: wrong_type)",
-                        "wrong_type",
-                        name,
-                    )
-                raise _wrong(name, typ, bad)
-            if typ == "integer":
-                out = [v for v in values if v is not None and not _INT32[0] <= v <= _INT32[1]]
-                if out:
-                    raise fail(
-                        f"input column {name!r}: wrong type: expected integer, got values "
-                        "outside the 32-bit integer range (rule: wrong_type)",
-                        "wrong_type",
-                        name,
-                    )
+        typ = spec["type"]
+        plain = _PLAIN.get(typ)
+        if plain is not None:
+            kinds = set(map(type, values))
+            if spec.get("nullable", False) and _NONE in kinds:
+                kinds.discard(_NONE)
+                present = [v for v in values if v is not None]
             else:
-                out = [v for v in values if v is not None and not -(2**63) <= v < 2**63]
-                if out:
-                    raise fail(
-                        f"input column {name!r}: wrong type: expected long, got values outside "
-                        "the 64-bit integer range (rule: wrong_type)",
-                        "wrong_type",
-                        name,
-                    )
-        elif typ == "boolean":
-            bad = [
-                v
-                for v in values
-                if v is not None
-                and not isinstance(v, bool)
-                and not (isinstance(v, int) and v in (0, 1))
-            ]
-            if bad:
-                raise _wrong(name, typ, bad)
-        elif typ == "string":
-            bad = [v for v in values if v is not None and not isinstance(v, str)]
-            if bad:
-                raise _wrong(name, typ, bad)
+                present = values
+            if kinds <= plain:
+                bounds = _RANGE.get(typ)
+                if bounds is None or not present:
+                    continue
+                if bounds[0] <= min(present) and max(present) <= bounds[1]:
+                    continue
+        _check_column(spec, values)
+
+
+def _check_column(spec: Mapping[str, Any], values: list[Any]) -> None:
+    """Every rule of ``check_columns`` for one column."""
+    name, typ = spec["name"], spec["type"]
+    nullable = bool(spec.get("nullable", False)) or typ in ("float", "double")
+    nulls = [i for i, v in enumerate(values) if _is_null(v)]
+    if nulls and not nullable:
+        where = ", ".join(str(i) for i in nulls[:MAX_SHOWN])
+        raise fail(
+            f"input column {name!r}: null/NaN in a non-nullable column ({len(nulls)} "
+            f"row(s): position {where}) (rule: not_nullable; the signature says this column "
+            "never has missing values)",
+            "not_nullable",
+            name,
+        )
+    if typ in ("float", "double"):
+        bad = [
+            v
+            for v in values
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
+        ]
+        if bad:
+            raise _wrong(name, typ, bad)
+    elif typ in ("integer", "long"):
+        bad = [
+            v
+            for v in values
+            if v is not None
+            and (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or (isinstance(v, float) and not (math.isfinite(v) and v.is_integer()))
+            )
+        ]
+        if bad:
+            if all(isinstance(v, float) for v in bad):
+                raise fail(
+                    f"input column {name!r}: wrong type: expected {typ}, got numbers with a "
+                    f"fractional part, such as {', '.join(repr(v) for v in bad[:MAX_SHOWN])} "
+                    "(rule: wrong_type)",
+                    "wrong_type",
+                    name,
+                )
+            raise _wrong(name, typ, bad)
+        if typ == "integer":
+            out = [v for v in values if v is not None and not _INT32[0] <= v <= _INT32[1]]
+            if out:
+                raise fail(
+                    f"input column {name!r}: wrong type: expected integer, got values "
+                    "outside the 32-bit integer range (rule: wrong_type)",
+                    "wrong_type",
+                    name,
+                )
+        else:
+            out = [v for v in values if v is not None and not -(2**63) <= v < 2**63]
+            if out:
+                raise fail(
+                    f"input column {name!r}: wrong type: expected long, got values outside "
+                    "the 64-bit integer range (rule: wrong_type)",
+                    "wrong_type",
+                    name,
+                )
+    elif typ == "boolean":
+        bad = [
+            v
+            for v in values
+            if v is not None
+            and not isinstance(v, bool)
+            and not (isinstance(v, int) and v in (0, 1))
+        ]
+        if bad:
+            raise _wrong(name, typ, bad)
+    elif typ == "string":
+        bad = [v for v in values if v is not None and not isinstance(v, str)]
+        if bad:
+            raise _wrong(name, typ, bad)

@@ -19,6 +19,7 @@ model error its 500 (:class:`ModelFailure`, logged with an error id).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -145,6 +146,15 @@ class ModelHandle:
     @property
     def classes(self) -> list[Any] | None:
         return self.model.classes  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def classes_json(self) -> list[Any] | None:
+        """:attr:`classes` as JSON values (computed once: answers carry them)."""
+        if not self.classes:
+            return None
+        from dockyard.registry.packaging.signature import json_safe
+
+        return json_safe(list(self.classes))  # type: ignore[no-any-return]
 
     @property
     def has_proba(self) -> bool:

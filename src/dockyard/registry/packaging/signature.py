@@ -549,6 +549,11 @@ def _coerce_column(series: pd.Series, spec: dict[str, Any]) -> pd.Series:
                 raise _type_error(
                     name, typ, f"{type(bad[0]).__name__} value(s) such as {_sample(bad)}"
                 )
+        # Unknown values become missing (the model never saw them). Masked here, explicitly:
+        # pandas deprecates (and will refuse) casting values outside the categories.
+        known = series.isin(categories)
+        if not bool(known[~missing].all()):
+            series = series.where(known)
         return series.astype(cat_dtype)
 
     raise _fail(f"input column {name!r}: unknown signature type {typ!r}", "wrong_type", name)
@@ -669,6 +674,90 @@ def _prepare_tensor(schema: dict[str, Any], data: Any) -> np.ndarray:
     return arr.astype(target, copy=False)
 
 
+_INT64_SPAN: Final = (-(2**63), 2**63 - 1)
+_EXACT_FLOAT_INT: Final = 2**53
+
+
+def _fast_column(spec: dict[str, Any], values: list[Any], np: Any, pd: Any) -> Any:
+    """One column of plain JSON values cast to the signature's dtype with NumPy directly, or
+    None when the column needs :func:`_coerce_column` (a type other than a plain number, bool
+    or string, a missing value outside a float column, a value the cast could change or
+    refuse, a pandas extension dtype...). Whenever this returns a column it is exactly what
+    ``_coerce_column`` gives for the same values; it never decides a refusal, so every error
+    message comes from the full path."""
+    typ = spec["type"]
+    if typ in ("float", "double"):
+        nullable = bool(spec.get("nullable", False))
+        for v in values:
+            t = type(v)
+            if t is float:
+                if v != v and not nullable:
+                    return None
+            elif t is int:
+                if not -_EXACT_FLOAT_INT <= v <= _EXACT_FLOAT_INT:
+                    return None
+            elif v is not None or not nullable:
+                return None
+        target = _target_dtype(spec)
+        if not isinstance(target, np.dtype) or target.kind != "f":
+            return None
+        return np.array(values, dtype=target)
+    if typ in ("integer", "long"):
+        target = _target_dtype(spec)
+        if not isinstance(target, np.dtype) or target.kind not in "iu":
+            return None
+        info = np.iinfo(target)
+        lo, hi = max(info.min, _INT64_SPAN[0]), min(info.max, _INT64_SPAN[1])
+        if typ == "integer":
+            lo, hi = max(lo, -(2**31)), min(hi, 2**31 - 1)
+        for v in values:
+            if type(v) is not int or not lo <= v <= hi:
+                return None
+        return np.array(values, dtype=target)
+    if typ == "boolean":
+        target = _target_dtype(spec)
+        if not isinstance(target, np.dtype) or target.kind != "b":
+            return None
+        for v in values:
+            if type(v) is not bool:
+                return None
+        return np.array(values, dtype=bool)
+    if typ == "string":
+        for v in values:
+            if type(v) is not str:
+                return None
+        target = _target_dtype(spec)
+        if target is not None and _is_extension(target):
+            return pd.array(values, dtype=target)
+        return values  # pandas infers the column's dtype, as the full path keeps it
+    return None
+
+
+def _fast_columns(columns: list[dict[str, Any]], data: Mapping[str, Any]) -> Any:
+    """The DataFrame :func:`prepare_input` would give for a dict of equal-length lists that
+    has exactly the signature's columns, built column by column with NumPy; None to take the
+    full path (which also gives every error message)."""
+    import numpy as np
+    import pandas as pd
+
+    if len(data) != len(columns):
+        return None
+    n = -1
+    out: dict[str, Any] = {}
+    for spec in columns:
+        values = data.get(spec["name"])
+        if type(values) is not list or (n >= 0 and len(values) != n):
+            return None
+        n = len(values)
+        col = _fast_column(spec, values, np, pd)
+        if col is None:
+            return None
+        out[spec["name"]] = col
+    if n <= 0:
+        return None
+    return pd.DataFrame(out)
+
+
 def prepare_input(
     schema: dict[str, Any] | None,
     data: Any,
@@ -702,6 +791,10 @@ def prepare_input(
         return _prepare_tensor(schema, data)
 
     columns = schema["columns"]
+    if isinstance(data, Mapping):
+        fast = _fast_columns(columns, data)
+        if fast is not None:
+            return fast
     frame = _to_frame(data, columns)
     names = [c["name"] for c in columns]
     missing = [n for n in names if n not in frame.columns]
