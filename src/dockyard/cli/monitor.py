@@ -97,7 +97,7 @@ def run(
         if record:
             console.print(f"stored as run {result.id}")
     if report is not None:
-        history = service._history(result, 48) if record else None
+        history = service.history(result) if record else None
         path = write_report(result.result, report, history=history, fmt=_fmt(report))
         console.print(f"report written to {path}")
 
@@ -124,7 +124,7 @@ def report(
         stored = service.latest_run(endpoint, monitor)
     else:
         raise InvalidInput("name a run (--run ID) or an endpoint (--endpoint NAME)")
-    path = write_report(stored.result, out, history=service._history(stored, 48), fmt=_fmt(out))
+    path = write_report(stored.result, out, history=service.history(stored), fmt=_fmt(out))
     _console().print(f"report of run {stored.id} written to {path}")
 
 

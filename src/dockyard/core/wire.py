@@ -42,6 +42,26 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def json_nulls(value: Any) -> Any:
+    """``value`` in plain JSON types, for documents stored or sent as JSON (monitoring
+    results, webhook bodies): non-finite floats become None, NumPy scalars Python ones, an
+    object with ``to_dict`` its dict, tuples and sets lists, mapping keys strings, anything
+    else its ``str``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): json_nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_nulls(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return json_nulls(value.to_dict())
+    if hasattr(value, "item"):  # NumPy scalars
+        return json_nulls(value.item())
+    return str(value)
+
+
 def encode_json(content: Any) -> bytes:
     """Serialise ``content`` to compact UTF-8 JSON that any standard parser accepts."""
     try:

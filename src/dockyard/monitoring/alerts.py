@@ -85,6 +85,7 @@ from dockyard.core.alert_entities import DELIVERY_STATUSES, AlertDelivery, safe_
 from dockyard.core.errors import Conflict, InvalidInput, NotFound
 from dockyard.core.secrets import scrub
 from dockyard.core.serving_entities import check_endpoint_name
+from dockyard.core.wire import json_nulls
 from dockyard.governance.audit import Actor, record_event
 from dockyard.governance.permissions import ENDPOINT_DEPLOY, ENDPOINT_READ, Authorizer, enforced
 
@@ -414,26 +415,10 @@ def declare_target(
 # -- signing -------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return _jsonable(value.to_dict())
-    if hasattr(value, "item"):  # NumPy scalars
-        return _jsonable(value.item())
-    return str(value)
-
-
 def canonical_json(payload: Any) -> bytes:
     """The bytes that are sent and signed: sorted keys, no spaces, UTF-8, no NaN."""
     return json.dumps(
-        _jsonable(payload),
+        json_nulls(payload),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -546,7 +531,7 @@ def enqueue_for_event(
         )
     parsed = [parse_target(t) for t in targets]
     when = int(time.time() * 1000) if now is None else int(now)
-    data = _jsonable(payload)
+    data = json_nulls(payload)
     out = []
     for target in parsed:
         if not target.matches(kind):

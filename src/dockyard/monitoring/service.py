@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dockyard.core.errors import Conflict, InvalidInput, NotFound
 from dockyard.core.monitor_entities import EVENT_KINDS, Monitor, MonitoringEvent, MonitorRun
 from dockyard.core.serving_entities import check_endpoint_name
+from dockyard.core.wire import json_nulls
 from dockyard.governance.audit import Actor, now_ms, record_event
 from dockyard.governance.permissions import ENDPOINT_DEPLOY, ENDPOINT_READ, Authorizer, enforced
 
@@ -182,6 +183,7 @@ MONITOR_PERMISSIONS: Mapping[str, str] = {
     "events": ENDPOINT_READ,
     "report": ENDPOINT_READ,
     "metrics_text": ENDPOINT_READ,
+    "history": ENDPOINT_READ,
 }
 
 
@@ -202,6 +204,7 @@ class MonitorService:
         self.actor = actor
         self.backend = backend
         self.authz: Authorizer = actor.authorizer or Authorizer.local(store, actor.name)
+        self._label_cache: dict[str, tuple[tuple[str, ...], pa.Table]] = {}
 
     # -- declaring monitors ---------------------------------------------------------------------
 
@@ -376,7 +379,7 @@ class MonitorService:
         result.update(id=run.id, endpoint=endpoint, monitor=run.monitor, created=at, alerts=[])
         events = _events(spec, result)
         result["alerts"] = [{"event": k, "message": m} for k, m, _ in events]
-        run = MonitorRun(**{**run.__dict__, "result": _json_safe(result)})
+        run = MonitorRun(**{**run.__dict__, "result": json_nulls(result)})
         if record:
             step("storing the run")
             self._store_run(run, spec, events)
@@ -556,6 +559,18 @@ class MonitorService:
         result["performance"] = self._performance(table, ep, classes)
         return result
 
+    def _labels(self, endpoint: str) -> pa.Table:
+        """The endpoint's current labels, read once per set of label files: a scheduler pass
+        catching up on many windows reads them once, a new ingest is seen at the next run."""
+        from dockyard.serving.labels import LabelStore
+
+        store = LabelStore(self.artifacts.root_uri, self.artifacts.cipher)
+        files = tuple("/".join(p) for p in store.files(endpoint))
+        cached = self._label_cache.get(endpoint)
+        if cached is None or cached[0] != files:
+            cached = self._label_cache[endpoint] = (files, store.read_labels(endpoint))
+        return cached[1]
+
     def _performance(
         self, table: pa.Table, ep: Endpoint, classes: list[Any] | None
     ) -> dict[str, Any] | None:
@@ -571,11 +586,11 @@ class MonitorService:
             performance_by_variant,
             variant_rows,
         )
-        from dockyard.serving.labels import LabelStore, join_labels
+        from dockyard.serving.labels import join_labels
 
         if table.num_rows == 0 or "prediction" not in table.column_names:
             return None
-        labels = LabelStore(self.artifacts.root_uri, self.artifacts.cipher).read_labels(ep.name)
+        labels = self._labels(ep.name)
         if labels.num_rows:
             joined = join_labels(table, labels)
         else:
@@ -817,7 +832,7 @@ class MonitorService:
         from dockyard.monitoring import report as rep
 
         self.authz.require(ENDPOINT_READ, run.endpoint)
-        history = self._history(run, history_windows)
+        history = self.history(run, history_windows)
         if fmt == "html":
             return rep.render_html(run.result, history)
         if fmt == "json":
@@ -832,7 +847,10 @@ class MonitorService:
         runs = self.store.read(lambda u: u.newest_monitor_runs())
         return render_metrics(r for r in runs if self.authz.allows(ENDPOINT_READ, r.endpoint))
 
-    def _history(self, run: MonitorRun, windows: int) -> list[dict[str, Any]]:
+    def history(self, run: MonitorRun, windows: int = 48) -> list[dict[str, Any]]:
+        """The drift scores of ``run``'s monitor over its last ``windows`` windows up to it
+        (empty with fewer than two): the report's over-time plot."""
+        self.authz.require(ENDPOINT_READ, run.endpoint)
         recent = self.store.read(
             lambda u: u.list_monitor_runs(
                 run.endpoint, monitor=run.monitor, until=run.window_end, limit=windows
@@ -1091,16 +1109,3 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN and infinities become None (JSON has no such numbers; the store keeps JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
-        return _json_safe(obj.item())
-    return obj

@@ -401,7 +401,8 @@ class LabelStore:
             self._root.move(tmp, final)
         return IngestResult(endpoint, done, len(staged))
 
-    def _files(self, endpoint: str) -> list[list[str]]:
+    def files(self, endpoint: str) -> list[list[str]]:
+        """The endpoint's label files, as path parts."""
         base = [LABELS_DIR, f"endpoint={endpoint}"]
         out = []
         for date in self._root.list_dir(base):
@@ -421,7 +422,7 @@ class LabelStore:
 
         check_endpoint_name(endpoint)
         tables = []
-        for parts in self._files(endpoint):
+        for parts in self.files(endpoint):
             data = _decode(self._root.read(parts), self._cipher, f"labels file {'/'.join(parts)}")
             tables.append(pq.read_table(pa.BufferReader(data)))
         if not tables:
