@@ -137,6 +137,9 @@ class ShadowDispatcher:
                 )
             finally:
                 self.done += 1
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancel that arrived mid-job
+                raise asyncio.CancelledError
 
     async def _run(self, job: ShadowJob) -> None:
         started = time.perf_counter()
@@ -145,9 +148,11 @@ class ShadowDispatcher:
         outcome = "ok"
         try:
             payload = job.parse(job.handle)
-            result = await asyncio.wait_for(
-                job.handle.shadow_batcher.submit(payload, payload.rows), self.timeout
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the result when a
+            # cancellation (server stop) lands as the call completes, swallowing the cancel;
+            # the worker then waited for the next job forever and stop() never returned.
+            async with asyncio.timeout(self.timeout):
+                result = await job.handle.shadow_batcher.submit(payload, payload.rows)
         except TimeoutError:
             status, error, outcome = 504, f"shadow timed out after {self.timeout:g} s", "timeout"
         except ModelFailure as exc:
