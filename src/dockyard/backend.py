@@ -69,10 +69,12 @@ class Backend:
 
         return EndpointService(self.store, self.artifacts, actor)
 
-    def monitoring(self, actor: Actor) -> MonitorService:
+    def monitoring(self, actor: Actor, *, server: bool = False) -> MonitorService:
+        """Monitoring for ``actor``; ``server=True`` applies the server's rule (no reference
+        files named by a caller)."""
         from dockyard.monitoring.service import MonitorService
 
-        return MonitorService(self.store, self.artifacts, actor, backend=self)
+        return MonitorService(self.store, self.artifacts, actor, backend=self, server=server)
 
     def identity(self, actor: Actor) -> IdentityService:
         from dockyard.governance.identity import IdentityService

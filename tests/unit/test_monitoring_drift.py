@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dockyard.monitoring.profile import histogram
+
 scipy_stats = pytest.importorskip("scipy.stats")
 from scipy.spatial.distance import jensenshannon as scipy_js  # noqa: E402
 from scipy.special import rel_entr  # noqa: E402
@@ -392,11 +394,11 @@ def test_vectorised_histograms_equal_searchsorted() -> None:
     x = rng.normal(size=(70_000, 4))
     x[rng.random(x.shape) < 0.05] = np.nan
     edges = np.sort(rng.normal(size=(4, 9)), axis=1)
-    got = drift._histograms(x, edges)
     for j in range(4):
         col = x[:, j][~np.isnan(x[:, j])]
+        got = histogram(col, edges[j])
         want = np.bincount(np.searchsorted(edges[j], col, side="right"), minlength=10)
-        assert got[j].tolist() == want.tolist()
+        assert got.tolist() == want.tolist()
 
 
 def test_unseen_categories_prediction_and_missing_columns() -> None:

@@ -52,6 +52,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from dockyard.core.errors import InvalidInput
+from dockyard.monitoring.profile import histogram
 from dockyard.monitoring.stattests import DEFAULT_THRESHOLDS, P_VALUE_TESTS, canonical
 
 __all__ = [
@@ -519,39 +520,6 @@ def _category_counts(col: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(_as_str(col), return_counts=True)
 
 
-def _histograms(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of each column of ``values`` (n, c) over its edges ``edges`` (c, k): (c, k+1).
-
-    Bin of x in column j = number of edges e_jk <= x (so bins are ``(-inf, e0), [e0, e1),
-    ..., [e_last, +inf)``); NaNs are not counted. All columns at once, chunked over rows.
-    """
-    n, c = values.shape
-    k = edges.shape[1]
-    counts = np.zeros(c * (k + 1), dtype=np.int64)
-    offsets = np.arange(c) * (k + 1)
-    chunk = max(1024, (1 << 23) // max(c * k, 1))  # ~8 MB of comparisons per block
-    for start in range(0, n, chunk):
-        block = values[start : start + chunk]
-        idx = (block[:, :, None] >= edges[None, :, :]).sum(axis=2) + offsets
-        counts += np.bincount(idx[~np.isnan(block)], minlength=c * (k + 1))
-    return counts.reshape(c, k + 1)
-
-
-def _bin_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``bincount(searchsorted(edges, x, side="right"))`` for NaN-free ``x``, sorted edges.
-
-    With few edges (deciles) it counts ``x >= e`` per edge: a few linear passes, several
-    times faster than a binary search per value.
-    """
-    if edges.size > 32 or x.size < 4 * edges.size:
-        idx = np.searchsorted(edges, x, side="right")
-        return np.bincount(idx, minlength=edges.size + 1).astype(np.int64)
-    at_or_above = np.fromiter(
-        (np.count_nonzero(x >= e) for e in edges.tolist()), dtype=np.int64, count=edges.size
-    )
-    return -np.diff(at_or_above, prepend=x.size, append=0)
-
-
 def _value_counts(values: np.ndarray) -> dict[Any, int]:
     keys, counts = np.unique(values, return_counts=True)
     return dict(zip(keys.tolist(), counts.tolist(), strict=True))
@@ -600,7 +568,7 @@ def _numeric_feature(name: str, profile: Any, column: np.ndarray, override: Any)
     Columns are done one at a time, so the temporaries are a few copies of one column. ks and
     wasserstein sort the current values once; the histogram over the reference edges is then
     read from the sorted values with ``len(edges)`` binary searches, and the statistics merge
-    the sorted sample into them. Other tests bin the values without sorting (``_bin_counts``).
+    the sorted sample into them. Other tests bin the values without sorting (``profile.histogram``).
     """
     nan = np.isnan(column)
     n_nan = int(np.count_nonzero(nan))
@@ -632,7 +600,7 @@ def _numeric_feature(name: str, profile: Any, column: np.ndarray, override: Any)
             below = np.searchsorted(cur_sorted, e, side="left")  # values < each edge
             hist = np.diff(below, prepend=0, append=cur_sorted.size).astype(np.int64)
         else:
-            hist = _bin_counts(cur, e)
+            hist = histogram(cur, e)
 
     stat: float | None = None
     note = ""

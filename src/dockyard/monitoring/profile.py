@@ -643,7 +643,7 @@ class _ColumnState:
 
     def _bin(self, x: np.ndarray) -> None:
         assert self.edges is not None
-        c = _histogram(x, self.edges)
+        c = histogram(x, self.edges)
         self.counts = c if self.counts is None else self.counts + c
 
     # -- build --------------------------------------------------------------------------------
@@ -689,7 +689,7 @@ class _ColumnState:
                 edges = _quantile_edges(self.reservoir, self.owner.bins)
                 counts = np.zeros(edges.size + 1, dtype=np.int64)
                 for x in self.pending:
-                    counts += _histogram(x, edges)
+                    counts += histogram(x, edges)
         elif counts is None:
             counts = np.zeros(edges.size + 1, dtype=np.int64)
         sample = np.sort(_round_sample(self.reservoir, self.dtype))
@@ -735,11 +735,12 @@ def bin_counts(values: Any, edges: Sequence[float]) -> list[int]:
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     e = np.asarray(edges, dtype=np.float64)
-    return [int(c) for c in _histogram(x, e)]
+    return [int(c) for c in histogram(x, e)]
 
 
-def _histogram(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of ``x`` over sorted ``edges``: bin = number of edges <= x (NaN: the last bin).
+def histogram(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``x`` over sorted ``edges``: bin = number of edges <= x (NaN: the last bin);
+    the binning of profiles and of the windows drift compares with them.
 
     Equal to ``bincount(searchsorted(edges, x, side="right"))``. With few edges (the usual
     deciles) it counts ``x >= e`` for each edge instead: a few linear passes, several times
@@ -774,7 +775,7 @@ def _scaled_counts(sample: np.ndarray, edges: np.ndarray, total: int, infinite: 
 
     if edges.size == 0 or sample.size == 0:
         return [0] * (edges.size + 1) if edges.size else []
-    share = _histogram(sample, edges) / sample.size
+    share = histogram(sample, edges) / sample.size
     raw = share * (total - infinite)
     counts = np.floor(raw).astype(np.int64)
     short = (total - infinite) - int(counts.sum())

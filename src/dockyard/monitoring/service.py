@@ -67,6 +67,9 @@ __all__ = ["MonitorScheduler", "MonitorService", "MonitorSpec"]
 log = logging.getLogger("dockyard.monitoring")
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_HOUR_MS = 3_600_000
+#: How far back a count window (``--window 1000rows``) looks for its rows.
+_MAX_LOOK_BACK_MS = 90 * 86_400_000
 #: Most aligned windows one scheduler pass evaluates per monitor (it catches up over passes).
 _MAX_CATCH_UP = 24
 _PRED = "prediction"
@@ -198,8 +201,12 @@ class MonitorService:
         actor: Actor,
         *,
         backend: Backend | None = None,
+        server: bool = False,
     ) -> None:
         self.store = store
+        #: On a server, a reference *file* is refused: it would be read from the server's
+        #: disk, and a path from a caller never reaches the filesystem.
+        self.server = server
         self.artifacts = artifacts
         self.actor = actor
         self.backend = backend
@@ -216,7 +223,6 @@ class MonitorService:
         *,
         enabled: bool = True,
         expected_version: int | None = None,
-        check_targets: bool = True,
     ) -> Monitor:
         """Create the monitor ``name`` on ``endpoint``, or replace its spec (compare-and-set
         on ``expected_version`` when given). Webhook targets are checked against private,
@@ -225,7 +231,8 @@ class MonitorService:
         check_monitor_name(name)
         self.authz.require(ENDPOINT_DEPLOY, endpoint)
         parsed = spec if isinstance(spec, MonitorSpec) else MonitorSpec.parse(spec)
-        if check_targets and parsed.webhooks:
+        self._refuse_server_file(parsed.reference, "spec.reference")
+        if parsed.webhooks:
             _check_webhooks(parsed.webhooks)
         doc = parsed.to_dict()
         at = now_ms()
@@ -285,6 +292,14 @@ class MonitorService:
             return mon
 
         return self.store.write(write)
+
+    def _refuse_server_file(self, reference: str | None, field: str) -> None:
+        if self.server and reference is not None:
+            raise InvalidInput(
+                f"{field}: a reference file cannot be set over the API (it would be read "
+                "from the server's disk); use the model's training profile, or "
+                "`dockyard monitor declare --reference` where the file is"
+            )
 
     def get_monitor(self, endpoint: str, name: str) -> Monitor:
         check_endpoint_name(endpoint)
@@ -348,6 +363,7 @@ class MonitorService:
         if window is not None:
             spec = spec.model_copy(update={"window": window})
         if reference is not None:
+            self._refuse_server_file(reference, "reference")
             spec = spec.model_copy(update={"reference": reference})
         MonitorSpec.parse(spec.to_dict())
 
@@ -388,45 +404,49 @@ class MonitorService:
     def _window_rows(
         self, endpoint: str, window: str, since: int | None, until: int | None, at: int
     ) -> tuple[int, int, pa.Table]:
-        from dockyard.monitoring.windows import parse_window
+        """``(start, end, answered rows)`` of the window: ``[since, until)`` when given, else
+        :func:`~dockyard.monitoring.windows.last_window` up to now, or for a count window
+        the time span of the last N live rows (:func:`~dockyard.monitoring.windows.latest`;
+        found by looking back one hour, then twice as far, up to 90 days). Shadow rows of
+        the span come along: they count for performance only."""
+        import pyarrow.compute as pc
+
+        from dockyard.monitoring.windows import last_window, latest, parse_window
         from dockyard.serving.predlog import read_predictions
 
         wspec = parse_window(window)
-        root, cipher = self.artifacts.root_uri, self.artifacts.cipher
         hi = at if until is None else int(until)
+
+        def rows(lo: int) -> pa.Table:
+            return _live(
+                read_predictions(
+                    self.artifacts.root_uri,
+                    endpoint,
+                    since=lo,
+                    until=hi,
+                    cipher=self.artifacts.cipher,
+                )
+            )
+
         if since is not None:
             lo = int(since)
             if lo >= hi:
                 raise InvalidInput(f"the window is empty: since {lo} is not before until {hi}")
-            return (
-                lo,
-                hi,
-                _live(read_predictions(root, endpoint, since=lo, until=hi, cipher=cipher)),
-            )
+            return lo, hi, rows(lo)
         if wspec.kind == "time":
-            lo = hi - int(wspec.size)
-            return (
-                lo,
-                hi,
-                _live(read_predictions(root, endpoint, since=lo, until=hi, cipher=cipher)),
-            )
-        # the last N live rows: look back one hour, then twice as far, up to 90 days
-        want = int(wspec.size)
-        span = 3_600_000
+            lo = last_window(hi, wspec).start_ms
+            return lo, hi, rows(lo)
+        span = _HOUR_MS
         while True:
-            lo = hi - span
-            table = _live(read_predictions(root, endpoint, since=lo, until=hi, cipher=cipher))
-            if table.num_rows >= want or span >= 90 * 86_400_000:
+            table = rows(hi - span)
+            live = _only(table, shadow=False)
+            if live.num_rows >= wspec.size or span >= _MAX_LOOK_BACK_MS:
                 break
             span *= 2
-        if table.num_rows > want:
-            import pyarrow.compute as pc
-
-            table = table.take(pc.sort_indices(table, [("time", "ascending")]))
-            table = table.slice(table.num_rows - want)
-        if table.num_rows:
-            lo = int(table.column("time")[0].as_py())
-        return lo, hi, table
+        if live.num_rows == 0:
+            return hi - span, hi, table
+        lo = latest(live, wspec, now_ms=hi)[0].start_ms
+        return lo, hi, table.filter(pc.greater_equal(table.column("time"), lo))
 
     def _reference(
         self, primary: ModelRef, reference: str | None
@@ -920,13 +940,12 @@ class MonitorScheduler:
             try:
                 spec = MonitorSpec.parse(mon.spec)
                 wspec = parse_window(spec.window)
-                every = parse_window(spec.schedule).size if spec.schedule else None
-                if wspec.kind != "time":
-                    every = every or 3_600_000
-                    next_run = at + int(every)
+                # every `schedule`, else every window (a count window: every hour)
+                if spec.schedule:
+                    every = parse_window(spec.schedule).size
                 else:
-                    every = every or wspec.size
-                    next_run = at + int(every)
+                    every = wspec.size if wspec.kind == "time" else _HOUR_MS
+                next_run = at + int(every)
                 claimed = store.write(
                     lambda u, m=mon, n=next_run: u.claim_monitor(
                         m.endpoint, m.name, seen_next_run=m.next_run, next_run=n

@@ -24,9 +24,9 @@ DELETE   /endpoints/{name}/monitors/{monitor}                  -> 204
 =======  ====================================================  ====================================
 
 Every rule lives in :class:`~dockyard.monitoring.service.MonitorService` (permissions,
-validation, audit). One rule is the server's own: a monitor spec naming a reference *file*
-is refused here, because the file would be read from the server's disk -- a path from a
-caller never reaches the filesystem. References come from the model's training profile, or
+validation, audit), built with ``server=True``: a monitor spec naming a reference *file* is
+refused, because the file would be read from the server's disk -- a path from a caller
+never reaches the filesystem. References come from the model's training profile, or
 are set with ``dockyard monitor declare --reference`` on the machine that holds the file.
 
 The HTML report is served with a Content-Security-Policy that allows no script, no network
@@ -43,7 +43,6 @@ from pydantic import Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.core.errors import InvalidInput
 from dockyard.server.routes._common import no_content, ok, request_actor
 from dockyard.server.schemas import _Body
 from dockyard.server.schemas_endpoints import ENDPOINT_NAME, PRINTABLE
@@ -74,7 +73,7 @@ Alerts = Annotated[Any, Depends(alert_service)]
 
 async def monitor_service(request: Request) -> Any:
     backend: Backend = request.app.state.backend
-    return backend.monitoring(request_actor(request))
+    return backend.monitoring(request_actor(request), server=True)
 
 
 Monitors = Annotated[Any, Depends(monitor_service)]
@@ -216,19 +215,12 @@ def list_monitors(name: Name, service: Monitors) -> Response:
 def declare_monitor(
     name: Name, monitor: MonitorName, body: MonitorBody, service: Monitors
 ) -> Response:
-    if body.spec.get("reference") is not None:
-        raise InvalidInput(
-            "spec.reference: a reference file cannot be set over the API (it would be read "
-            "from the server's disk); use the model's training profile, or "
-            "`dockyard monitor declare --reference` where the file is"
-        )
     mon = service.declare(
         name,
         monitor,
         body.spec,
         enabled=body.enabled,
         expected_version=body.expected_version,
-        check_targets=True,
     )
     return ok(mon.public_dict(), 201 if mon.version == 1 else 200)
 
