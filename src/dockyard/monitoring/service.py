@@ -976,8 +976,8 @@ class MonitorScheduler:
                     start += size
             except Exception:  # one monitor's trouble must not stop the others
                 log.exception("monitor scheduler: %s/%s", mon.endpoint, mon.name)
-        if done:
-            _deliver_alerts(self.backend)
+        # every pass, not only after new runs: retries are due on their backoff schedule
+        _deliver_alerts(self.backend)
         return done
 
 
