@@ -127,6 +127,9 @@ def running_serve(
     """``dockyard.server.serve_app.run`` in a subprocess on ``home`` (``DOCKYARD_*`` from
     ``settings`` only), until /v2/health/ready answers 200; stopped on exit."""
     log = home.parent / f"{home.name}-serve.log"
+    # scikit-learn as it is unless a test asks for the compiled runtime (its own tests:
+    # test_serve_compiled.py): no background compiling competing for the cores.
+    settings.setdefault("DOCKYARD_SERVE_RUNTIME", "native")
     code = (
         "import sys\n"
         "from dockyard.server.serve_app import run\n"

@@ -48,7 +48,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from dockyard.artifacts._private import create_private, publish_mode
 from dockyard.artifacts.crypto import HEADER_SIZE, MAGIC, BlobCipher, is_encrypted_header
@@ -207,6 +206,8 @@ class ArtifactStore:
                         f"file URI {root_uri!r} names a remote host; only local files work",
                         root=root_uri,
                     )
+                from urllib.request import url2pathname  # urllib.request is a heavy import
+
                 self._local_root = os.path.abspath(url2pathname(parts.path))
         else:
             self._local_root = os.path.abspath(os.path.expanduser(root_uri))

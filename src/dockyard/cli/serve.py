@@ -5,6 +5,8 @@ Imports nothing heavy until it runs, so ``dockyard --help`` stays fast.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 __all__ = ["serve"]
@@ -28,6 +30,17 @@ def serve(
         help="How long a busy model may hold a partial batch, in ms (DOCKYARD_SERVE_MAX_WAIT_MS, "
         "default 1; an idle model never waits).",
     ),
+    runtime: str = typer.Option(
+        None,
+        help="auto (DOCKYARD_SERVE_RUNTIME, default): scikit-learn models answered by their "
+        "checked ONNX Runtime form when cached; native: always scikit-learn.",
+    ),
+    prepare: bool = typer.Option(
+        False,
+        "--prepare",
+        help="Fetch and compile the endpoints' models into the local cache, print what each "
+        "will run on, and exit (for an image build, or before timing a start).",
+    ),
     log_level: str = typer.Option("info", help="Log level: debug, info, warning, error."),
 ) -> None:
     """Serve endpoints' models over HTTP: V2 (/v2/models/<endpoint>/infer), JSON
@@ -38,6 +51,17 @@ def serve(
     from dockyard.core.config import load_settings
     from dockyard.core.errors import ConfigError
 
+    settings = load_settings(
+        overrides={
+            "auth": auth,
+            "serve_max_batch_rows": max_batch_rows,
+            "serve_max_wait_ms": max_wait_ms,
+            "serve_runtime": runtime,
+        }
+    )
+    if prepare:
+        _prepare(settings, list(endpoints) if endpoints else None)
+        return
     missing = [m for m in ("orjson", "prometheus_client") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(
@@ -45,13 +69,6 @@ def serve(
         )
     from dockyard.server.serve_app import run
 
-    settings = load_settings(
-        overrides={
-            "auth": auth,
-            "serve_max_batch_rows": max_batch_rows,
-            "serve_max_wait_ms": max_wait_ms,
-        }
-    )
     run(
         settings,
         endpoints=list(endpoints) if endpoints else None,
@@ -60,3 +77,31 @@ def serve(
         workers=workers,
         log_level=log_level,
     )
+
+
+def _prepare(settings: Any, endpoints: list[str] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dockyard.serving.compiled import prepare
+
+    console = Console()
+    with console.status("fetching and compiling the endpoints' models..."):
+        rows = prepare(settings, endpoints)
+    if not rows:
+        console.print("no endpoint to prepare")
+        return
+    table = Table(title="what dockyard serve will run")
+    for col in ("endpoint", "variant", "model", "runtime", "checked rows", "max difference"):
+        table.add_column(col)
+    for r in rows:
+        diff = r.get("max_difference")
+        table.add_row(
+            r["endpoint"],
+            r["variant"],
+            r["model"],
+            r["runtime"] if r["runtime"] != "native" else f"native ({r.get('reason')})",
+            str(r.get("checked_rows") or ""),
+            "" if diff is None else f"{float(diff):.1e}",
+        )
+    console.print(table)

@@ -40,6 +40,13 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _serve_runtime(value: str) -> str:
+    v = str(value).strip().lower()
+    if v not in ("auto", "native"):
+        raise ValueError(f"not 'auto' or 'native': {value!r}")
+    return v
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", str, ".dockyard", "Folder for the SQLite file and local artifacts."),
     Setting(
@@ -203,6 +210,14 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "dockyard serve: write uvicorn's access line for every request (off by default: the "
         "prediction log already records every request, with more).",
+    ),
+    Setting(
+        "serve_runtime",
+        _serve_runtime,
+        "auto",
+        "dockyard serve: 'auto' answers a scikit-learn model from its compiled ONNX Runtime form "
+        "when one is cached and checked (compiling it in the background when skl2onnx and "
+        "onnxruntime are installed); 'native' always runs scikit-learn.",
     ),
     Setting(
         "serve_model_threads",

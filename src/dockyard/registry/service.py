@@ -198,6 +198,7 @@ REGISTRY_PERMISSIONS: dict[str, str] = {
     "materialize": MODEL_READ,
     "download_package": MODEL_READ,
     "load_model": MODEL_READ,
+    "package": MODEL_READ,
     "open_package_file": MODEL_READ,
     "lineage": MODEL_READ,
     "set_approval_policy": MODEL_APPROVE,
@@ -1231,6 +1232,15 @@ class RegistryService:
         model = self._load(mv, trust_pickle)
         self._audit_download(mv, "load_model")
         return model
+
+    def package(self, uri_or_ref: str) -> tuple[ModelVersion, Path]:
+        """Resolve a model reference and materialize its package: the version and the
+        verified local folder (what a server loads in its own way). Audited as
+        ``model_version.download``."""
+        mv = self.resolve(uri_or_ref)
+        path = self._materialize(mv)
+        self._audit_download(mv, "package")
+        return mv, path
 
     def _load(self, mv: ModelVersion, trust_pickle: bool) -> Any:
         from dockyard.registry import packaging

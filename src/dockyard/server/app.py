@@ -44,7 +44,7 @@ from dockyard.server._json import JSONResponse
 from dockyard.server._process import configure_logging as _configure_logging
 from dockyard.server._process import export_settings as _export_settings
 from dockyard.server._process import url as _url
-from dockyard.server.errors import ERROR_RESPONSES, CatchAllMiddleware, install_error_handlers
+from dockyard.server.errors import CatchAllMiddleware, install_error_handlers
 from dockyard.server.routes import (
     artifacts,
     audit,
@@ -56,6 +56,7 @@ from dockyard.server.routes import (
     monitoring,
     runs,
 )
+from dockyard.server.schemas import ERROR_RESPONSES
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_env", "run"]
 

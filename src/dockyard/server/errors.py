@@ -29,9 +29,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,9 +40,7 @@ from dockyard.core.errors import DockyardError
 from dockyard.server._json import JSONResponse
 
 __all__ = [
-    "ERROR_RESPONSES",
     "CatchAllMiddleware",
-    "ErrorEnvelope",
     "error_body",
     "error_response",
     "install_error_handlers",
@@ -134,8 +130,7 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    message, items = describe_validation_errors(exc.errors())
+    message, items = describe_validation_errors(exc.errors())  # type: ignore[attr-defined]
     return JSONResponse(error_body("invalid_input", message, {"errors": items}), status_code=422)
 
 
@@ -231,31 +226,15 @@ class CatchAllMiddleware:
             await response(scope, receive, send)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers; the catch-all is added by the app factory as middleware."""
+def install_error_handlers(app: Starlette) -> None:
+    """Register the handlers; the catch-all is added by the app factory as middleware.
+
+    Framework-light: the inference server is a plain Starlette app (FastAPI alone takes about
+    a quarter of a second to import); FastAPI's request validation is handled only on a
+    FastAPI app."""
     app.add_exception_handler(DockyardError, _dockyard_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    if type(app).__module__.startswith("fastapi"):
+        from fastapi.exceptions import RequestValidationError
 
-
-# -- the envelope in the OpenAPI spec -------------------------------------------------------------
-
-
-class _ErrorFields(BaseModel):
-    code: str = Field(description="Stable error code, e.g. not_found, invalid_input, conflict.")
-    message: str = Field(description="What was wrong and how to fix it.")
-    details: dict[str, Any] = Field(description="Machine-readable extras ({} when none).")
-
-
-class ErrorEnvelope(BaseModel):
-    """The body of every error answer."""
-
-    error: _ErrorFields
-
-
-#: ``responses=`` for the routers: every 4xx and 5xx answer is the envelope. (Declaring the
-#: ranges also replaces FastAPI's default 422 schema, which is not what the API sends.)
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorEnvelope, "description": "The request was refused: see error.code"},
-    "5XX": {"model": ErrorEnvelope, "description": "Server-side failure (error id in details)"},
-}
+        app.add_exception_handler(RequestValidationError, _validation_error)

@@ -24,9 +24,11 @@ from pydantic import (
 )
 
 __all__ = [
+    "ERROR_RESPONSES",
     "CreateExperiment",
     "DatasetInputBody",
     "EndRun",
+    "ErrorEnvelope",
     "ExperimentName",
     "ExperimentTag",
     "LogBatch",
@@ -168,3 +170,26 @@ class SearchRuns(_Body):
     stage: str = "active"
     max_results: int | None = None
     page_token: str | None = None
+
+
+# -- the error envelope in the OpenAPI spec (see dockyard.server.errors) --------------------------
+
+
+class _ErrorFields(BaseModel):
+    code: str = Field(description="Stable error code, e.g. not_found, invalid_input, conflict.")
+    message: str = Field(description="What was wrong and how to fix it.")
+    details: dict[str, Any] = Field(description="Machine-readable extras ({} when none).")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer."""
+
+    error: _ErrorFields
+
+
+#: ``responses=`` for the routers: every 4xx and 5xx answer is the envelope. (Declaring the
+#: ranges also replaces FastAPI's default 422 schema, which is not what the API sends.)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorEnvelope, "description": "The request was refused: see error.code"},
+    "5XX": {"model": ErrorEnvelope, "description": "Server-side failure (error id in details)"},
+}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import io
 import itertools
 import json
@@ -40,13 +41,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -219,6 +220,36 @@ class _FastRoutes:
         await self.app(scope, receive, send)
 
 
+class _Routes:
+    """``@route.get(path)`` / ``@route.post(path)`` on a Starlette app: the handler gets the
+    request (when it takes one) and the path parameters by name, like FastAPI's plain routes."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def get(self, path: str) -> Callable[[Any], Any]:
+        return self._add(path, "GET")
+
+    def post(self, path: str) -> Callable[[Any], Any]:
+        return self._add(path, "POST")
+
+    def _add(self, path: str, method: str) -> Callable[[Any], Any]:
+        from starlette.routing import Route
+
+        def deco(fn: Any) -> Any:
+            wants_request = "request" in inspect.signature(fn).parameters
+
+            async def endpoint(request: Request) -> Response:
+                if wants_request:
+                    return await fn(request, **request.path_params)  # type: ignore[no-any-return]
+                return await fn(**request.path_params)  # type: ignore[no-any-return]
+
+            self.app.router.routes.append(Route(path, endpoint, methods=[method]))
+            return fn
+
+        return deco
+
+
 # -- helpers --------------------------------------------------------------------------------------
 
 
@@ -328,7 +359,7 @@ def create_serve_app(
     *,
     endpoints: Sequence[str] | None = None,
     bind_host: str | None = "127.0.0.1",
-) -> FastAPI:
+) -> Starlette:
     """The inference server app for ``endpoints`` (None: all) on ``settings``."""
     settings = settings if settings is not None else load_settings()
     if endpoints is not None:
@@ -337,8 +368,9 @@ def create_serve_app(
     extra_columns = str(settings.model_extra_columns)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from dockyard.governance.redaction_service import RedactionService
+        from dockyard.serving.compiled import ModelLoader
         from dockyard.serving.metrics import ServeMetrics
         from dockyard.serving.pool import ModelPool
         from dockyard.serving.runtime import EndpointRuntime
@@ -362,13 +394,26 @@ def create_serve_app(
         infer_pool = ThreadPoolExecutor(int(settings.serve_threads), "dockyard-infer")
         shadow_pool = ThreadPoolExecutor(2, "dockyard-shadow")
 
-        def load(ref: Any) -> Any:
-            model = registry.load_model(f"models:/{ref.model}/{ref.version}")
-            _limit_model_threads(int(settings.serve_model_threads))
-            return model
+        loop = asyncio.get_running_loop()
+        upgrades: set[asyncio.Task[None]] = set()
 
+        def swap_in(ref: Any) -> None:  # from the compiler's thread
+            def start() -> None:
+                task = loop.create_task(runtime.upgrade(ref))
+                upgrades.add(task)
+                task.add_done_callback(upgrades.discard)
+
+            loop.call_soon_threadsafe(start)
+
+        loader = ModelLoader(
+            registry,
+            runtime=str(settings.serve_runtime),
+            threads=int(settings.serve_model_threads),
+            on_native=lambda _m: _limit_model_threads(int(settings.serve_model_threads)),
+            on_compiled=swap_in,
+        )
         pool = ModelPool(
-            load,
+            loader,
             executor=infer_pool,
             shadow_executor=shadow_pool,
             max_batch_rows=int(settings.serve_max_batch_rows),
@@ -398,7 +443,9 @@ def create_serve_app(
                 "auth off: every request acts as 'anonymous' (bind to a non-loopback address "
                 "or set DOCKYARD_AUTH=on to require tokens)"
             )
-        gc.collect()
+        # Objects alive now (and the models, frozen again once loaded: _mark_worker_ready)
+        # are never scanned again by the collector. No full collection first: it takes about
+        # 40 ms of the start-up and there is little garbage yet.
         gc.freeze()
         # Collect young garbage less often: with the default thresholds (700, 10, 10) the
         # allocations of a few hundred requests a second (frames, dicts, small arrays) set off
@@ -410,6 +457,7 @@ def create_serve_app(
             yield
         finally:
             marking.cancel()
+            loader.close()
             await runtime.stop()
             infer_pool.shutdown(wait=False, cancel_futures=True)
             shadow_pool.shutdown(wait=False, cancel_futures=True)
@@ -417,15 +465,11 @@ def create_serve_app(
                 await asyncio.to_thread(predlog.close)
             backend.close()
 
-    app = FastAPI(
-        title="Dockyard inference server",
-        version=_version(),
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-        lifespan=lifespan,
-        redirect_slashes=False,
-    )
+    # Plain Starlette, not FastAPI: these routes take no validated models, and FastAPI alone
+    # costs about a quarter of a second of start-up (the server is ready in under one).
+    app = Starlette(lifespan=lifespan)
+    app.router.redirect_slashes = False
+    route = _Routes(app)
     app.state.settings = settings
     app.state.auth_enabled = auth_on
     install_error_handlers(app)
@@ -442,33 +486,33 @@ def create_serve_app(
 
     # -- health, metadata, metrics ---------------------------------------------------------
 
-    @app.get("/healthz", include_in_schema=False)
-    @app.get("/v2/health/live")
+    @route.get("/healthz")
+    @route.get("/v2/health/live")
     async def live() -> Response:
         return _json_response({"live": True})
 
-    @app.get("/v2/health/ready")
-    @app.get("/ping", include_in_schema=False)
-    @app.get("/health", include_in_schema=False)
+    @route.get("/v2/health/ready")
+    @route.get("/ping")
+    @route.get("/health")
     async def ready(request: Request) -> Response:
         rt = runtime_of(request)
         ok = bool(rt.ready) and _all_workers_ready()
         return _json_response({"ready": ok}, 200 if ok else 503)
 
-    @app.get("/v2")
+    @route.get("/v2")
     async def server_metadata() -> Response:
         return _json_response(
             {"name": "dockyard", "version": _version(), "extensions": ["binary_tensor_data"]}
         )
 
-    @app.get("/metrics")
+    @route.get("/metrics")
     async def metrics_route(request: Request) -> Response:
         from dockyard.serving.metrics import CONTENT_TYPE
 
         body = await asyncio.to_thread(request.app.state.metrics.render)
         return Response(body, media_type=CONTENT_TYPE)
 
-    @app.get("/endpoints")
+    @route.get("/endpoints")
     async def list_served(request: Request) -> Response:
         rt = runtime_of(request)
         out = []
@@ -555,11 +599,11 @@ def create_serve_app(
         except DockyardError as exc:
             return _v2_error(exc)
 
-    @app.get("/v2/models/{name}")
+    @route.get("/v2/models/{name}")
     async def v2_model(request: Request, name: str) -> Response:
         return await _v2_meta_route(request, name, None)
 
-    @app.get("/v2/models/{name}/versions/{version}")
+    @route.get("/v2/models/{name}/versions/{version}")
     async def v2_model_version(request: Request, name: str, version: str) -> Response:
         return await _v2_meta_route(request, name, version)
 
@@ -576,11 +620,11 @@ def create_serve_app(
                 return _json_response({"name": name, "ready": False}, 503)
             return _v2_error(exc)
 
-    @app.get("/v2/models/{name}/ready")
+    @route.get("/v2/models/{name}/ready")
     async def v2_ready(request: Request, name: str) -> Response:
         return await _v2_ready_route(request, name, None)
 
-    @app.get("/v2/models/{name}/versions/{version}/ready")
+    @route.get("/v2/models/{name}/versions/{version}/ready")
     async def v2_version_ready(request: Request, name: str, version: str) -> Response:
         return await _v2_ready_route(request, name, version)
 
@@ -701,11 +745,11 @@ def create_serve_app(
             head + b"".join(chunks), media_type="application/octet-stream", headers=headers
         )
 
-    @app.post("/v2/models/{name}/infer")
+    @route.post("/v2/models/{name}/infer")
     async def v2_infer(request: Request, name: str) -> Response:
         return await _v2_infer(request, name, None)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer")
+    @route.post("/v2/models/{name}/versions/{version}/infer")
     async def v2_infer_version(request: Request, name: str, version: str) -> Response:
         return await _v2_infer(request, name, version)
 
@@ -787,17 +831,17 @@ def create_serve_app(
             doc["forced"] = True
         return _json_response(doc, 200, _answer_headers(served))
 
-    @app.post("/endpoints/{name}/predict")
+    @route.post("/endpoints/{name}/predict")
     async def predict(request: Request, name: str) -> Response:
         return await _predict(request, name, csv_ok=False)
 
-    @app.post("/endpoints/{name}/invocations")
+    @route.post("/endpoints/{name}/invocations")
     async def invocations(request: Request, name: str) -> Response:
         return await _predict(request, name, csv_ok=True)
 
     fast_handlers.update(endpoint=_predict, v2=_v2_infer)
 
-    @app.post("/endpoints/{name}/labels", status_code=201)
+    @route.post("/endpoints/{name}/labels")
     async def labels(request: Request, name: str) -> Response:
         """Ground-truth labels, keyed by request id: ``{"<request id>": label, ...}`` or a list
         of ``{"request_id", "label"[, "row"]}`` (needs ``endpoint:deploy``; audited)."""
@@ -872,19 +916,20 @@ def _all_workers_ready() -> bool:
 
 
 async def _mark_worker_ready(runtime: Any) -> None:
-    """With worker processes: leave this worker's marker once its models are loaded."""
+    """Once the models are loaded: move them out of the collector's sight (gc.freeze), and
+    with worker processes leave this worker's marker."""
     import os
 
-    folder = os.environ.get(_READY_DIR_ENV)
-    if not folder:
-        return
     while not runtime.ready:
-        await asyncio.sleep(0.05)
-    with open(os.path.join(folder, str(os.getpid())), "w"):
-        pass
+        await asyncio.sleep(0.01)
+    gc.freeze()
+    folder = os.environ.get(_READY_DIR_ENV)
+    if folder:
+        with open(os.path.join(folder, str(os.getpid())), "w"):
+            pass
 
 
-def create_serve_app_from_env() -> FastAPI:
+def create_serve_app_from_env() -> Starlette:
     """Factory for uvicorn worker processes (``--workers``): settings and the endpoint list
     from the environment."""
     import os

@@ -104,6 +104,7 @@ class ModelHandle:
     #: The class labels, when the model's labels are exactly the argmax of its probabilities
     #: (then one predict_proba call gives both: the model runs once per batch, not twice).
     _labels_from_proba: Any = field(default=None, init=False, repr=False)
+    _both: Callable[[Any], tuple[Any, Any]] | None = field(default=None, init=False, repr=False)
 
     def configure(
         self,
@@ -125,6 +126,8 @@ class ModelHandle:
         self._labels_from_proba = (
             _argmax_classes(adapter.raw) if adapter is not None and self._proba else None
         )
+        # A compiled model gives labels and probabilities from one run of its graph.
+        self._both = getattr(self.model, "predict_both", None)
         cb = None if on_batch is None else (lambda i, r, s: on_batch(self.ref, i, r, s))
         self.batcher = MicroBatcher(
             self.predict_batch, executor, max_rows=max_rows, max_wait_ms=max_wait_ms, on_batch=cb
@@ -178,7 +181,14 @@ class ModelHandle:
         arr = items[0].array if len(items) == 1 else np.concatenate([it.array for it in items])
         return self.model.prepare(arr)
 
+    @property
+    def runtime(self) -> str:
+        """What answers: ``onnxruntime`` for a compiled model, else the package's flavor."""
+        return str(getattr(self.model, "runtime", None) or self.model.flavor)
+
     def _run(self, data: Any) -> tuple[Any, Any]:
+        if self._both is not None:
+            return self._both(data)
         if self._labels_from_proba is not None:
             assert self._proba is not None
             proba = _as_array(self._proba(data))
@@ -246,7 +256,13 @@ class ModelHandle:
             log.info("model %s has no input example: not warmed up", self.ref)
             return
         started = time.perf_counter()
-        if (
+        if isinstance(example, dict):  # a compiled model's example, as JSON
+            if "columns" in example:
+                cols = example["columns"]
+                payload = Payload(rows=len(next(iter(cols.values()))), columns=cols)
+            else:
+                payload = Payload(rows=len(example["rows"]), array=example["rows"])
+        elif (
             hasattr(example, "to_dict")
             and (self.signature.get("inputs") or {}).get("kind") == "columns"
         ):
@@ -302,29 +318,49 @@ class ModelPool:
             handle = self._handles.get(ref)
             if handle is not None:
                 return handle
-            started = time.perf_counter()
-            model = self._load_fn(ref)
-            handle = ModelHandle(ref, model, load_seconds=time.perf_counter() - started)
-            handle.configure(
-                self.executor,
-                self.shadow_executor,
-                self.max_batch_rows,
-                self.max_wait_ms,
-                self.on_batch,
-            )
-            handle.warm_up()
+            handle = self._build(ref)
             with self._lock:
                 self._handles[ref] = handle
                 self._loading.pop(ref, None)
-            log.info(
-                "loaded model %s in %.0f ms (warm-up %.0f ms)",
-                ref,
-                handle.load_seconds * 1000,
-                handle.warm_seconds * 1000,
-            )
             if self.on_load is not None:
                 self.on_load(handle)
             return handle
+
+    def replace(self, ref: ModelRef) -> ModelHandle | None:
+        """Load ``ref`` again (a compiled form appeared, say) and put the new handle in the old
+        one's place; requests holding the old handle finish on it. None when ``ref`` is no
+        longer served."""
+        if ref not in self._handles:
+            return None
+        handle = self._build(ref)
+        with self._lock:
+            if ref not in self._handles:
+                return None
+            self._handles[ref] = handle
+        if self.on_load is not None:
+            self.on_load(handle)
+        return handle
+
+    def _build(self, ref: ModelRef) -> ModelHandle:
+        started = time.perf_counter()
+        model = self._load_fn(ref)
+        handle = ModelHandle(ref, model, load_seconds=time.perf_counter() - started)
+        handle.configure(
+            self.executor,
+            self.shadow_executor,
+            self.max_batch_rows,
+            self.max_wait_ms,
+            self.on_batch,
+        )
+        handle.warm_up()
+        log.info(
+            "loaded model %s on %s in %.0f ms (warm-up %.0f ms)",
+            ref,
+            handle.runtime,
+            handle.load_seconds * 1000,
+            handle.warm_seconds * 1000,
+        )
+        return handle
 
     def retain(self, refs: set[ModelRef]) -> list[ModelRef]:
         """Forget every model not in ``refs`` (requests holding its handle still finish on

@@ -22,6 +22,7 @@ log, meter, and hand a copy to the shadows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -201,6 +202,27 @@ class EndpointRuntime:
         for t in self.tables.values():
             in_use |= t.refs()
         self.pool.retain(in_use)
+
+    async def upgrade(self, ref: ModelRef) -> None:
+        """Load ``ref`` again and swap the new handle into every table that uses it (a model
+        whose compiled form is now ready); in-flight requests finish on the old handle."""
+        try:
+            handle = await asyncio.to_thread(self.pool.replace, ref)
+        except Exception as exc:
+            what = exc.message if isinstance(exc, DockyardError) else f"{type(exc).__name__}: {exc}"
+            log.error("reloading model %s failed (%s); still serving the loaded one", ref, what)
+            return
+        if handle is None:
+            return
+        for name, table in list(self.tables.items()):
+            if ref not in table.refs():
+                continue
+            self.tables[name] = dataclasses.replace(
+                table,
+                variants={n: handle if h.ref == ref else h for n, h in table.variants.items()},
+                shadows={n: handle if h.ref == ref else h for n, h in table.shadows.items()},
+            )
+        log.info("model %s now answers on %s", ref, handle.runtime)
 
     async def _load_endpoint(self, name: str, version: int) -> None:
         started = time.perf_counter()
