@@ -583,6 +583,7 @@ def create_serve_app(
                 "model": handle.ref.model,
                 "model_version": str(handle.ref.version),
                 "policy_version": str(table.version),
+                "runtime": handle.runtime,
             },
         }
 

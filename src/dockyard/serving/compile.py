@@ -41,7 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from dockyard.serving.compiled import FORMAT, ONNX_FILE, RECORD, feeds_from_frame
+from dockyard.serving.compiled import FORMAT, ONNX_FILE, RECORD, CompiledModel
+from dockyard.serving.pool import _argmax_classes
 
 __all__ = ["NotCompilable", "compile_package", "convert", "main", "validation_frame"]
 
@@ -197,7 +198,31 @@ def convert(estimator: Any, signature: dict[str, Any]) -> tuple[bytes, dict[str,
     except Exception as exc:  # skl2onnx raises many kinds (RuntimeError, MissingShapeCalculator...)
         raise NotCompilable(f"skl2onnx cannot convert it: {type(exc).__name__}: {exc}") from None
     _float_trees(onx)
+    _declared_outputs(onx)
     return onx.SerializeToString(), kinds
+
+
+def _declared_outputs(model: Any) -> None:
+    """Cast every real-valued graph output to the type the graph declares for it. With double
+    input, skl2onnx computes some outputs in float64 where it declares float32 (a logistic
+    regression's probabilities) or the other way round (a tree regressor's value after
+    :func:`_float_trees`); ONNX Runtime refuses such a graph. A Cast to the same type is a
+    no-op."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    real = {TensorProto.FLOAT, TensorProto.DOUBLE}
+    for out in graph.output:
+        to = out.type.tensor_type.elem_type
+        if to not in real:
+            continue
+        for i, node in enumerate(graph.node):
+            if out.name in node.output:
+                k = list(node.output).index(out.name)
+                node.output[k] = f"{out.name}_before_cast"
+                cast = helper.make_node("Cast", [node.output[k]], [out.name], to=to)
+                graph.node.insert(i + 1, cast)  # before any node that reads it
+                break
 
 
 # -- the check -----------------------------------------------------------------------------------
@@ -244,11 +269,10 @@ def validation_frame(example: Any, signature: dict[str, Any], rows: int = VALIDA
     return pd.concat([example.reset_index(drop=True), synthetic], ignore_index=True)
 
 
-def check(
-    native: Any, onnx_bytes: bytes, kinds: dict[str, str], data: Any, task: str | None
-) -> dict[str, Any]:
-    """Run both models on ``data`` (prepared as the server prepares a request); raise
-    NotCompilable on any different answer; return the check's figures."""
+def check(native: Any, onnx_bytes: bytes, record: dict[str, Any], data: Any) -> dict[str, Any]:
+    """Answer ``data`` with the native model and with the compiled one exactly as the server
+    will (:class:`~dockyard.serving.compiled.CompiledModel`, its validation and labels);
+    raise NotCompilable on any different answer; return the check's figures."""
     import numpy as np
     import onnxruntime as ort
 
@@ -258,16 +282,19 @@ def check(
         session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise NotCompilable(f"ONNX Runtime cannot run it: {type(exc).__name__}: {exc}") from None
-    prepared = native.prepare(data)
+    served = CompiledModel(native.manifest, session, record)
     try:
-        outputs = session.run(None, feeds_from_frame(prepared, kinds))
+        prepared = served.prepare(data)
+        if served.predict_both is not None:
+            got, have = served.predict_both(prepared)
+        else:
+            got, have = served._adapter.predict(prepared), None
     except Exception as exc:
         raise NotCompilable(f"ONNX Runtime failed on it: {type(exc).__name__}: {exc}") from None
-    names = [o.name for o in session.get_outputs()]
     expected = np.asarray(native.predict(data))
-    got = np.asarray(outputs[0]).reshape(expected.shape)
-    figures: dict[str, Any] = {"rows": len(expected), "outputs": names}
-    if task == "classification" or expected.dtype.kind in "OUSb":
+    got = np.asarray(got).reshape(expected.shape)
+    figures: dict[str, Any] = {"rows": len(expected)}
+    if native.task == "classification" or expected.dtype.kind in "OUSb":
         differ = int(np.sum(got.astype(expected.dtype) != expected))
         figures["labels_differ"] = differ
         if differ:
@@ -278,10 +305,10 @@ def check(
         figures["max_difference"] = worst
         if not worst <= TOLERANCE:
             raise NotCompilable(f"values differ from scikit-learn's by up to {worst:.3g}")
-    proba_fn = getattr(native, "predict_proba", None) if "probabilities" in names else None
+    proba_fn = getattr(native, "predict_proba", None) if have is not None else None
     if proba_fn is not None:
         want = np.asarray(proba_fn(data), dtype=np.float64)
-        have = np.asarray(outputs[names.index("probabilities")], dtype=np.float64)
+        have = np.asarray(have, dtype=np.float64)
         if have.shape != want.shape:
             raise NotCompilable(f"probabilities of shape {have.shape}, expected {want.shape}")
         worst = float(np.max(np.abs(have - want))) if want.size else 0.0
@@ -370,12 +397,17 @@ def compile_package(
                 "scikit-learn refuses some inputs (missing values, unseen categories, scaled "
                 f"numbers: {type(exc).__name__}) that a compiled model would answer"
             ) from None
-        figures = check(native, onnx_bytes, kinds, data, native.task)
+        record.update(
+            inputs=kinds,
+            # The server labels a batch like scikit-learn does for these classifiers:
+            # classes_[argmax(probabilities)], ties to the first class (ONNX Runtime's own
+            # label breaks a tie of a forest's votes otherwise).
+            labels="argmax" if _argmax_classes(native.raw) is not None else "model",
+        )
+        record["check"] = check(native, onnx_bytes, record, data)
         record.update(
             status="compiled",
             onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
-            inputs=kinds,
-            check=figures,
             example=_example_columns(example),
         )
     except NotCompilable as exc:

@@ -65,6 +65,7 @@ RECORD: Final = "compiled.json"
 ONNX_FILE: Final = "model.onnx"
 _EXACT_FLOAT_INT: Final = 2**53
 RUNTIMES: Final = ("auto", "native")
+_TIE: Final = 1e-6
 
 
 def compiled_root(cache_dir: Path) -> Path:
@@ -166,15 +167,34 @@ class CompiledModel:
         has_proba = "probabilities" in names
         run = session.run
 
-        def predict(feeds: Any) -> Any:
-            return run([names[0]], feeds)[0]
+        def feeds(data: Any) -> Any:  # a tensor model's batch is one prepared array
+            return data if isinstance(data, dict) else {"X": data.astype("float64", copy=False)}
 
-        def predict_proba(feeds: Any) -> Any:
-            return run(["probabilities"], feeds)[0]
+        # The labels of the classifiers scikit-learn labels by classes_[argmax(probabilities)]
+        # (record "labels": "argmax") are derived the same way, ties to the first class. A tie
+        # is within 1e-6: a forest's votes (10 of 20 trees: 0.5 and 0.5 in scikit-learn) sum
+        # to 0.49999994 and 0.50000006 in float32, and ONNX Runtime's own label, or a plain
+        # argmax, would answer the other class.
+        import numpy as np
 
-        def predict_both(feeds: Any) -> tuple[Any, Any]:
-            label, proba = run([names[0], "probabilities"], feeds)
+        argmax = record.get("labels") == "argmax" and has_proba and bool(manifest.classes)
+        labels_of = np.asarray(manifest.classes) if argmax else None
+
+        def predict_both(data: Any) -> tuple[Any, Any]:
+            if labels_of is not None:
+                proba = run(["probabilities"], feeds(data))[0]
+                top = proba >= proba.max(axis=1, keepdims=True) - _TIE
+                return labels_of[top.argmax(axis=1)], proba
+            label, proba = run([names[0], "probabilities"], feeds(data))
             return label.reshape(-1), proba
+
+        def predict(data: Any) -> Any:
+            if labels_of is not None:
+                return predict_both(data)[0]
+            return run([names[0]], feeds(data))[0]
+
+        def predict_proba(data: Any) -> Any:
+            return run(["probabilities"], feeds(data))[0]
 
         self._adapter = Adapter(
             raw=session, predict=predict, predict_proba=predict_proba if has_proba else None
@@ -212,16 +232,24 @@ class CompiledModel:
     @property
     def input_example(self) -> Any:
         """The warm-up example as JSON: ``{"columns": {...}}`` or ``{"rows": [...]}``."""
-        return self.record.get("example")
+        example = self.record.get("example")
+        if isinstance(example, dict) and "rows" in example:
+            return {"rows": self.prepare(example["rows"])}
+        return example
 
     def __repr__(self) -> str:
         return f"<CompiledModel {self.flavor} on onnxruntime ({self.digest[:12]})>"
 
-    def prepare(self, data: Any) -> dict[str, Any]:
-        """Validate ``data`` against the signature and build the ONNX Runtime inputs."""
+    def prepare(self, data: Any) -> Any:
+        """Validate ``data`` against the signature: the ONNX Runtime inputs of a columns
+        model, the checked array of a tensor model (batches of them are concatenated)."""
         import numpy as np
 
         schema = self.signature.get("inputs") or {}
+        if schema.get("kind") == "tensor":
+            from dockyard.registry.packaging.signature import prepare_tensor
+
+            return prepare_tensor(schema, data)
         if schema.get("kind") == "columns" and isinstance(data, Mapping):
             feeds = self._fast(schema["columns"], data, np)
             if feeds is not None:

@@ -10,6 +10,8 @@ dockyard_serve_request_seconds              histogram endpoint, variant (forced 
 dockyard_serve_batch_requests               histogram model, version (requests per batch)
 dockyard_serve_batch_rows                   histogram model, version (rows per batch)
 dockyard_serve_model_load_seconds           gauge     model, version
+dockyard_serve_model_runtime                gauge     model, version, runtime (1 for what
+                                                      answers: onnxruntime or the flavor)
 dockyard_serve_model_load_failures_total    counter   endpoint
 dockyard_serve_policy_version               gauge     endpoint (the version being served)
 dockyard_serve_ready                        gauge     (1 once every endpoint is loaded)
@@ -149,6 +151,14 @@ class ServeMetrics:
             ["model", "version"],
             registry=r,
         )
+        self.runtime = Gauge(
+            "dockyard_serve_model_runtime",
+            "1 for the runtime that answers a model version: onnxruntime (compiled) or its "
+            "flavor (sklearn, xgboost...).",
+            ["model", "version", "runtime"],
+            registry=r,
+        )
+        self._runtimes: dict[tuple[str, str], str] = {}
         self.load_failures = Counter(
             "dockyard_serve_model_load_failures",
             "Policy versions whose models failed to load (the old policy kept serving).",
@@ -187,6 +197,16 @@ class ServeMetrics:
 
     def watch_predlog(self, stats: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_PredlogCollector(stats))  # type: ignore[arg-type]
+
+    def observe_model(self, handle: Any) -> None:
+        """A model version loaded (or reloaded on another runtime): its load time and runtime."""
+        key = (handle.ref.model, str(handle.ref.version))
+        self.load_seconds.labels(*key).set(handle.load_seconds + handle.warm_seconds)
+        old = self._runtimes.get(key)
+        if old is not None and old != handle.runtime:
+            self.runtime.remove(*key, old)
+        self._runtimes[key] = handle.runtime
+        self.runtime.labels(*key, handle.runtime).set(1)
 
     def observe_request(self, endpoint: str, variant: str, code: int, seconds: float) -> None:
         key = (endpoint, variant)

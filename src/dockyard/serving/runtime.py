@@ -214,6 +214,8 @@ class EndpointRuntime:
             return
         if handle is None:
             return
+        if self.metrics is not None:
+            self.metrics.observe_model(handle)
         for name, table in list(self.tables.items()):
             if ref not in table.refs():
                 continue
@@ -281,9 +283,7 @@ class EndpointRuntime:
     def _load(self, ref: ModelRef) -> ModelHandle:
         handle = self.pool.load(ref)
         if self.metrics is not None:
-            self.metrics.load_seconds.labels(ref.model, str(ref.version)).set(
-                handle.load_seconds + handle.warm_seconds
-            )
+            self.metrics.observe_model(handle)
         return handle
 
     # -- the request path ------------------------------------------------------------------------

@@ -599,11 +599,16 @@ def _check_integral(name: str, typ: str, values: pd.Series, missing: np.ndarray)
     return values
 
 
-def _prepare_tensor(schema: dict[str, Any], data: Any) -> np.ndarray:
-    import numpy as np
-    import pandas as pd
+def prepare_tensor(schema: dict[str, Any], data: Any) -> np.ndarray:
+    """``data`` checked against a tensor schema and cast to its dtype (see
+    :func:`prepare_input`). Needs pandas only for a pandas input (a server answering from a
+    compiled model never imports it)."""
+    import sys
 
-    if isinstance(data, pd.DataFrame | pd.Series):
+    import numpy as np
+
+    pd = sys.modules.get("pandas")  # data can be a DataFrame only once pandas is imported
+    if pd is not None and isinstance(data, pd.DataFrame | pd.Series):
         arr = data.to_numpy()
     elif isinstance(data, np.ndarray):
         arr = data
@@ -788,7 +793,7 @@ def prepare_input(
             return np.asarray(data)
         return data
     if schema["kind"] == "tensor":
-        return _prepare_tensor(schema, data)
+        return prepare_tensor(schema, data)
 
     columns = schema["columns"]
     if isinstance(data, Mapping):
