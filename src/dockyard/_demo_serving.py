@@ -127,6 +127,7 @@ def serve_and_roll_out(
             split = ", ".join(f"{k} {v}" for k, v in sorted(by_variant.items()))
             rows.append(("traffic", f"{answered} of {sent} requests answered ({split})"))
             rows.append(("now", ep.policy.describe()))
+            rows.append(("runtime", _runtime_row(server.url)))
             out.update(
                 sent=sent, answered=answered, by_variant=by_variant, policy=ep.policy.to_dict()
             )
@@ -146,6 +147,22 @@ def serve_and_roll_out(
         return out
     finally:
         backend.close()
+
+
+def _runtime_row(url: str) -> str:
+    """What answers the endpoint's primary now: ONNX Runtime (compiled) or scikit-learn."""
+    from dockyard.serving.compiled import can_compile
+
+    status, meta = _get(url, f"/v2/models/{ENDPOINT}")
+    runtime = (meta or {}).get("parameters", {}).get("runtime", "?") if status == 200 else "?"
+    if runtime == "onnxruntime":
+        return "the primary answers from its compiled ONNX Runtime form (checked against sklearn)"
+    if runtime == "sklearn" and not can_compile():
+        return (
+            "scikit-learn; pip install 'dockyard[serving]' and `dockyard serve` compiles it to "
+            "ONNX Runtime (faster, ready in under a second)"
+        )
+    return f"{runtime} (a compiled form is being made in the background)"
 
 
 def _evidence(decision: Any) -> str:

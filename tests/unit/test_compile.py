@@ -17,8 +17,9 @@ pytest.importorskip("skl2onnx")
 pytest.importorskip("onnxruntime")
 
 from dockyard.registry.packaging import ModelInputError, load_model, save_model
+from dockyard.registry.packaging.signature import columns_each
 from dockyard.serving.compile import compile_package
-from dockyard.serving.compiled import RECORD, CompiledModel, read_compiled
+from dockyard.serving.compiled import RECORD, CompiledModel, _fast_feed, read_compiled
 from dockyard.serving.inputs import Payload
 from dockyard.serving.pool import ModelHandle
 
@@ -121,7 +122,9 @@ def test_json_columns_take_the_fast_path_and_give_the_same_inputs(compiled: Any)
     x["amount"] = x["amount"].fillna(12.5)
     columns = {k: list(v) for k, v in x.to_dict("list").items()}
     columns["merchant"] = [str(v) for v in columns["merchant"]]
-    fast = onnx_model._fast(onnx_model.signature["inputs"]["columns"], columns, np)
+    fast = columns_each(
+        onnx_model.signature["inputs"]["columns"], columns, lambda s, v: _fast_feed(s, v, np)
+    )
     assert fast is not None  # plain JSON values: no pandas
     full = onnx_model.prepare(x)  # a DataFrame: the package's own validation
     assert fast.keys() == full.keys()

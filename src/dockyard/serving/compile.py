@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from dockyard.serving.compiled import FORMAT, ONNX_FILE, RECORD, CompiledModel
+from dockyard.serving.compiled import FORMAT, ONNX_FILE, RECORD, CompiledModel, read_compiled
 from dockyard.serving.pool import _argmax_classes
 
 __all__ = ["NotCompilable", "compile_package", "convert", "main", "validation_frame"]
@@ -367,7 +367,33 @@ def compile_package(
     trusted_modules: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Compile the package at ``package`` into ``out_dir``; returns the record written (its
-    ``status`` is ``"compiled"`` or ``"native"`` with the ``reason``)."""
+    ``status`` is ``"compiled"`` or ``"native"`` with the ``reason``).
+
+    One compiler at a time per package (a lock file beside the folder): the worker processes
+    of one server all ask; the first compiles, the others find its sound folder and return."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out_dir.with_name(f".{out_dir.name}.lock")):
+        state = read_compiled(package, digest, out_dir.parent)
+        if state.model is not None or (state.reason and not state.compile):
+            return dict(json.loads((out_dir / RECORD).read_text()), reused=True)
+        return _compile(package, out_dir, digest=digest, trusted_modules=trusted_modules)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Any:
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _compile(
+    package: Path, out_dir: Path, *, digest: str, trusted_modules: Sequence[str] | None
+) -> dict[str, Any]:
     from dockyard.registry import packaging
 
     started = time.perf_counter()

@@ -63,7 +63,6 @@ log = logging.getLogger("dockyard.serving")
 FORMAT: Final = 1
 RECORD: Final = "compiled.json"
 ONNX_FILE: Final = "model.onnx"
-_EXACT_FLOAT_INT: Final = 2**53
 RUNTIMES: Final = ("auto", "native")
 _TIE: Final = 1e-6
 
@@ -99,47 +98,31 @@ def feeds_from_frame(data: Any, kinds: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _fast_feed(spec: Mapping[str, Any], values: list[Any], np: Any) -> Any:
-    """One column of plain JSON values as the ONNX input, or None for the full path. Accepts
-    only what the package's validation accepts and casts to the same value (see
-    :func:`dockyard.registry.packaging.signature._fast_column`)."""
+    """One column of plain JSON values as the ONNX input, or None for the full path: only
+    values the package's validation takes as they are (:func:`plain_values`, the rule its
+    own fast path uses), cast to the same value."""
+    from dockyard.registry.packaging.signature import int_bounds, plain_values
+
     typ = spec["type"]
     dtype = spec.get("dtype")
     if typ in ("double", "float"):
-        if dtype not in ("float64", "float32", None):
+        if dtype not in ("float64", "float32", None) or not plain_values(spec, values):
             return None
-        nullable = bool(spec.get("nullable", False))
-        for v in values:
-            t = type(v)
-            if t is float:
-                if v != v and not nullable:
-                    return None
-            elif t is int:
-                if not -_EXACT_FLOAT_INT <= v <= _EXACT_FLOAT_INT:
-                    return None
-            elif v is not None or not nullable:
-                return None
         arr = np.array(values, dtype=np.float32 if dtype == "float32" else np.float64)
         return arr.astype(np.float64, copy=False).reshape(-1, 1)
     if typ in ("long", "integer"):
         if dtype not in ("int64", "int32", "int16", "int8", None):
             return None
-        info = np.iinfo(dtype or ("int64" if typ == "long" else "int32"))
-        for v in values:
-            if type(v) is not int or not info.min <= v <= info.max:
-                return None
+        lo, hi = int_bounds(typ, dtype or ("int64" if typ == "long" else "int32"), np)
+        if not plain_values(spec, values, lo, hi):
+            return None
         return np.array(values, dtype=np.float64).reshape(-1, 1)
     if typ == "boolean":
-        if dtype not in ("bool", None):
+        if dtype not in ("bool", None) or not plain_values(spec, values):
             return None
-        for v in values:
-            if type(v) is not bool:
-                return None
         return np.array(values, dtype=np.float64).reshape(-1, 1)
     if typ == "string":
-        for v in values:
-            if type(v) is not str:
-                return None
-        return np.array(values, dtype=object).reshape(-1, 1)
+        return np.array(values, dtype=object).reshape(-1, 1) if plain_values(spec, values) else None
     if typ == "category":
         known = spec.get("categories")
         if not isinstance(known, list):
@@ -250,32 +233,16 @@ class CompiledModel:
             from dockyard.registry.packaging.signature import prepare_tensor
 
             return prepare_tensor(schema, data)
+        from dockyard.registry.packaging.signature import columns_each, prepare_input
+
         if schema.get("kind") == "columns" and isinstance(data, Mapping):
-            feeds = self._fast(schema["columns"], data, np)
+            feeds = columns_each(
+                schema["columns"], data, lambda spec, values: _fast_feed(spec, values, np)
+            )
             if feeds is not None:
                 return feeds
-        from dockyard.registry.packaging.signature import prepare_input
-
         prepared = prepare_input(schema, data, warned=self._warned)
         return feeds_from_frame(prepared, self._kinds)
-
-    def _fast(self, columns: list[dict[str, Any]], data: Mapping[str, Any], np: Any) -> Any:
-        if len(data) != len(columns):
-            return None
-        n = -1
-        out: dict[str, Any] = {}
-        for spec in columns:
-            values = data.get(spec["name"])
-            if type(values) is not list or (n >= 0 and len(values) != n):
-                return None
-            n = len(values)
-            col = _fast_feed(spec, values, np)
-            if col is None:
-                return None
-            out[spec["name"]] = col
-        if n <= 0:
-            return None
-        return out
 
     def predict(self, data: Any) -> Any:
         return self._adapter.predict(self.prepare(data))

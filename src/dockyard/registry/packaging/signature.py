@@ -683,6 +683,47 @@ _INT64_SPAN: Final = (-(2**63), 2**63 - 1)
 _EXACT_FLOAT_INT: Final = 2**53
 
 
+def plain_values(spec: Mapping[str, Any], values: list[Any], lo: int = 0, hi: int = 0) -> bool:
+    """True when every value of a column is a plain JSON value its type takes as it is, so a
+    NumPy cast gives exactly what the full validation gives: numbers (ints up to 2**53, None
+    and NaN only where nullable) for float/double; ints within [lo, hi] for integer/long;
+    bools for boolean; strings for string. Anything else (and every refusal, with its message)
+    is the full path's. Shared by :func:`_fast_column` and the compiled runtime's feeds."""
+    typ = spec["type"]
+    if typ in ("float", "double"):
+        nullable = bool(spec.get("nullable", False))
+        for v in values:
+            t = type(v)
+            if t is float:
+                if v != v and not nullable:
+                    return False
+            elif t is int:
+                if not -_EXACT_FLOAT_INT <= v <= _EXACT_FLOAT_INT:
+                    return False
+            elif v is not None or not nullable:
+                return False
+        return True
+    want = {"integer": int, "long": int, "boolean": bool, "string": str}.get(typ)
+    if want is None:
+        return False
+    for v in values:
+        if type(v) is not want:
+            return False
+    if want is int:
+        return all(lo <= v <= hi for v in values)
+    return True
+
+
+def int_bounds(typ: str, dtype: Any, np: Any) -> tuple[int, int]:
+    """The values an integer column of ``dtype`` takes: the dtype's range, within int64 (and
+    int32 for type ``integer``)."""
+    info = np.iinfo(dtype)
+    lo, hi = max(int(info.min), _INT64_SPAN[0]), min(int(info.max), _INT64_SPAN[1])
+    if typ == "integer":
+        lo, hi = max(lo, -(2**31)), min(hi, 2**31 - 1)
+    return lo, hi
+
+
 def _fast_column(spec: dict[str, Any], values: list[Any], np: Any, pd: Any) -> Any:
     """One column of plain JSON values cast to the signature's dtype with NumPy directly, or
     None when the column needs :func:`_coerce_column` (a type other than a plain number, bool
@@ -691,60 +732,35 @@ def _fast_column(spec: dict[str, Any], values: list[Any], np: Any, pd: Any) -> A
     ``_coerce_column`` gives for the same values; it never decides a refusal, so every error
     message comes from the full path."""
     typ = spec["type"]
+    target = _target_dtype(spec)
     if typ in ("float", "double"):
-        nullable = bool(spec.get("nullable", False))
-        for v in values:
-            t = type(v)
-            if t is float:
-                if v != v and not nullable:
-                    return None
-            elif t is int:
-                if not -_EXACT_FLOAT_INT <= v <= _EXACT_FLOAT_INT:
-                    return None
-            elif v is not None or not nullable:
-                return None
-        target = _target_dtype(spec)
         if not isinstance(target, np.dtype) or target.kind != "f":
             return None
-        return np.array(values, dtype=target)
+        return np.array(values, dtype=target) if plain_values(spec, values) else None
     if typ in ("integer", "long"):
-        target = _target_dtype(spec)
         if not isinstance(target, np.dtype) or target.kind not in "iu":
             return None
-        info = np.iinfo(target)
-        lo, hi = max(info.min, _INT64_SPAN[0]), min(info.max, _INT64_SPAN[1])
-        if typ == "integer":
-            lo, hi = max(lo, -(2**31)), min(hi, 2**31 - 1)
-        for v in values:
-            if type(v) is not int or not lo <= v <= hi:
-                return None
-        return np.array(values, dtype=target)
+        lo, hi = int_bounds(typ, target, np)
+        return np.array(values, dtype=target) if plain_values(spec, values, lo, hi) else None
     if typ == "boolean":
-        target = _target_dtype(spec)
         if not isinstance(target, np.dtype) or target.kind != "b":
             return None
-        for v in values:
-            if type(v) is not bool:
-                return None
-        return np.array(values, dtype=bool)
+        return np.array(values, dtype=bool) if plain_values(spec, values) else None
     if typ == "string":
-        for v in values:
-            if type(v) is not str:
-                return None
-        target = _target_dtype(spec)
+        if not plain_values(spec, values):
+            return None
         if target is not None and _is_extension(target):
             return pd.array(values, dtype=target)
         return values  # pandas infers the column's dtype, as the full path keeps it
     return None
 
 
-def _fast_columns(columns: list[dict[str, Any]], data: Mapping[str, Any]) -> Any:
-    """The DataFrame :func:`prepare_input` would give for a dict of equal-length lists that
-    has exactly the signature's columns, built column by column with NumPy; None to take the
-    full path (which also gives every error message)."""
-    import numpy as np
-    import pandas as pd
-
+def columns_each(
+    columns: list[dict[str, Any]], data: Mapping[str, Any], cast: Any
+) -> dict[str, Any] | None:
+    """``cast(spec, values)`` of every column of a dict of equal-length lists that has exactly
+    the signature's columns; None when the dict is not that, or ``cast`` gives None for a
+    column (the full path then decides, and words any refusal)."""
     if len(data) != len(columns):
         return None
     n = -1
@@ -754,13 +770,22 @@ def _fast_columns(columns: list[dict[str, Any]], data: Mapping[str, Any]) -> Any
         if type(values) is not list or (n >= 0 and len(values) != n):
             return None
         n = len(values)
-        col = _fast_column(spec, values, np, pd)
+        col = cast(spec, values)
         if col is None:
             return None
         out[spec["name"]] = col
-    if n <= 0:
-        return None
-    return pd.DataFrame(out)
+    return out if n > 0 else None
+
+
+def _fast_columns(columns: list[dict[str, Any]], data: Mapping[str, Any]) -> Any:
+    """The DataFrame :func:`prepare_input` would give for a dict of equal-length lists that
+    has exactly the signature's columns, built column by column with NumPy; None to take the
+    full path (which also gives every error message)."""
+    import numpy as np
+    import pandas as pd
+
+    out = columns_each(columns, data, lambda spec, values: _fast_column(spec, values, np, pd))
+    return None if out is None else pd.DataFrame(out)
 
 
 def prepare_input(
