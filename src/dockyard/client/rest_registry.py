@@ -429,11 +429,14 @@ class RestRegistryService(RestTransport):
     def _materialize(self, mv: ModelVersion) -> Path:
         return package_cache.materialize(self.cache_dir, mv, self._fill)
 
+    def package(self, uri_or_ref: str) -> tuple[ModelVersion, Path]:
+        mv = self.resolve(uri_or_ref)
+        return mv, self._materialize(mv)
+
     def load_model(self, uri_or_ref: str, *, trust_pickle: bool = False) -> Any:
         from dockyard.registry import packaging
 
-        mv = self.resolve(uri_or_ref)
-        path = self._materialize(mv)
+        mv, path = self.package(uri_or_ref)
         return packaging.load_model(
             path, trust_pickle=trust_pickle, expected_digest=mv.package_digest
         )

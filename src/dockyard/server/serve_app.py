@@ -1,5 +1,6 @@
-"""The inference server: ``dockyard serve``. :func:`create_serve_app` builds the ASGI app,
-:func:`run` serves it with uvicorn.
+"""The inference server: ``dockyard serve``. :func:`create_serve_app` builds the ASGI app (plain
+Starlette: it starts in well under a second, see :mod:`dockyard.serving.compiled`), :func:`run`
+serves it with uvicorn.
 
 Routes
     * Open Inference Protocol (V2) REST: ``GET /v2/health/live``, ``GET /v2/health/ready``
@@ -178,12 +179,12 @@ _FAST_V2 = re.compile(r"^/v2/models/([^/]+)/(?:versions/([^/]+)/)?infer$")
 class _FastRoutes:
     """The prediction routes (``POST /endpoints/{name}/predict``, ``.../invocations``, ``POST
     /v2/models/{name}[/versions/{v}]/infer``) answered here, inside every middleware (host
-    check, body limit, auth, catch-all, V2 error shape), without FastAPI's router, dependency
-    solving and exception middleware: the same handlers, the same path patterns as the
-    routes declared on the app (which still answer everything else, other methods included),
-    and a :class:`~dockyard.core.errors.DockyardError` escaping a handler gets the answer
-    the app's exception handler gives. About a third of the event loop's time per
-    prediction went to that machinery (benchmarks/serving.py, 1-row requests)."""
+    check, body limit, auth, catch-all, V2 error shape), without the router's path matching
+    and exception middleware: the same handlers, the same path patterns as the routes
+    declared on the app (which still answer everything else, other methods included), and a
+    :class:`~dockyard.core.errors.DockyardError` escaping a handler gets the answer the app's
+    exception handler gives. About a third of the event loop's time per prediction went to
+    that machinery when the app was FastAPI (benchmarks/serving.py, 1-row requests)."""
 
     def __init__(self, app: ASGIApp, handlers: dict[str, Any]) -> None:
         self.app = app
