@@ -158,9 +158,9 @@ def _runtime_row(url: str) -> str:
     if runtime == "onnxruntime":
         return "the primary answers from its compiled ONNX Runtime form (checked against sklearn)"
     if runtime == "sklearn" and not can_compile():
-        return (
-            "scikit-learn; pip install 'dockyard[serving]' and `dockyard serve` compiles it to "
-            "ONNX Runtime (faster, ready in under a second)"
+        return (  # the table renders markup: [serving] would vanish as a tag
+            "scikit-learn; pip install 'dockyard\\[serving]' and `dockyard serve` compiles it "
+            "to ONNX Runtime (faster, ready in under a second)"
         )
     return f"{runtime} (a compiled form is being made in the background)"
 
