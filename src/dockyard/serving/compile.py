@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from dockyard.artifacts._private import private_dir
 from dockyard.serving.compiled import FORMAT, ONNX_FILE, RECORD, CompiledModel, read_compiled
 from dockyard.serving.pool import _argmax_classes
 
@@ -342,9 +343,6 @@ def _example_columns(example: Any) -> Any:
 
 def _write(out_dir: Path, record: dict[str, Any], onnx_bytes: bytes | None) -> None:
     """Write the folder beside ``out_dir`` and rename it into place (replacing an old one)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        os.chmod(out_dir.parent, 0o700)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name[:16]}-", dir=out_dir.parent))
     try:
         if onnx_bytes is not None:
@@ -371,7 +369,9 @@ def compile_package(
 
     One compiler at a time per package (a lock file beside the folder): the worker processes
     of one server all ask; the first compiles, the others find its sound folder and return."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Private like the package cache: 0700, and never a folder another user owns or can write
+    # to (a remote artifact root's cache is in the shared temporary folder).
+    private_dir(out_dir.parent)
     with _locked(out_dir.with_name(f".{out_dir.name}.lock")):
         state = read_compiled(package, digest, out_dir.parent)
         if state.model is not None or (state.reason and not state.compile):
