@@ -33,6 +33,12 @@ def test_default_store_is_sqlite_under_home(tmp_path: Path) -> None:
 def test_bad_setting_values_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="DOCKYARD_METRIC_BATCH_SIZE"):
         load_settings(environ={"DOCKYARD_METRIC_BATCH_SIZE": "many"})
+    # The values a setting takes, not the name of a parsing function.
+    with pytest.raises(InvalidInput, match="must be 'auto' or 'native', got 'fast'"):
+        load_settings(environ={"DOCKYARD_SERVE_RUNTIME": "fast"})
+    with pytest.raises(InvalidInput, match="must be a boolean"):
+        load_settings(environ={"DOCKYARD_SERVE_LOG_PREDICTIONS": "maybe"})
+    assert load_settings(environ={"DOCKYARD_SERVE_RUNTIME": " Native "}).serve_runtime == "native"
     cfg = tmp_path / "bad.toml"
     cfg.write_text("nonsense = 1\n")
     with pytest.raises(InvalidInput, match="unknown settings"):

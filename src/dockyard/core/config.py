@@ -40,11 +40,17 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+_bool.expects = "a boolean (true/false, on/off, yes/no, 1/0)"  # type: ignore[attr-defined]
+
+
 def _serve_runtime(value: str) -> str:
     v = str(value).strip().lower()
     if v not in ("auto", "native"):
         raise ValueError(f"not 'auto' or 'native': {value!r}")
     return v
+
+
+_serve_runtime.expects = "'auto' or 'native'"  # type: ignore[attr-defined]
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -339,9 +345,8 @@ def load_settings(
         try:
             values[s.name] = s.type(raw) if isinstance(raw, str) else raw
         except (TypeError, ValueError):
-            raise InvalidInput(
-                f"setting {s.name} ({s.env}) must be {s.type.__name__}, got {raw!r}"
-            ) from None
+            kind = getattr(s.type, "expects", s.type.__name__)
+            raise InvalidInput(f"setting {s.name} ({s.env}) must be {kind}, got {raw!r}") from None
         sources[s.name] = src
     if values.get("audit_retention_days") is not None:
         from dockyard.core.audit_chain import check_retention_days
