@@ -199,6 +199,12 @@ def test_a_model_skl2onnx_cannot_convert_stays_native(tmp_path: Path) -> None:
     state = read_compiled(path, digest, tmp_path / "c")
     assert state.model is None and not state.compile  # recorded: not tried again
     assert "KernelRidge" in (state.reason or "")
+    # ... until another skl2onnx is installed.
+    record_path = tmp_path / "c" / digest / RECORD
+    stale = json.loads(record_path.read_text())
+    stale["versions"]["skl2onnx"] = "0.1"
+    record_path.write_text(json.dumps(stale))
+    assert read_compiled(path, digest, tmp_path / "c").compile
 
 
 def test_an_altered_compiled_file_is_refused_and_rebuilt(compiled: Any, tmp_path: Path) -> None:

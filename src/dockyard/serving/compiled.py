@@ -279,9 +279,11 @@ def read_compiled(package_path: Path, digest: str, root: Path, *, threads: int =
     if record.get("package_digest") != digest:
         return CompileState(reason="its compiled record is for another package")
     if record.get("status") != "compiled":
+        # Tried again when asked to, or when another skl2onnx would convert it.
+        built_with = (record.get("versions") or {}).get("skl2onnx")
         return CompileState(
             reason=str(record.get("reason") or "not compilable"),
-            compile=bool(record.get("retry")),
+            compile=bool(record.get("retry")) or built_with != _installed("skl2onnx"),
         )
     try:
         import onnxruntime as ort
@@ -308,6 +310,12 @@ def read_compiled(package_path: Path, digest: str, root: Path, *, threads: int =
     except Exception as exc:  # an ONNX Runtime that cannot run it: serve natively
         return CompileState(reason=f"ONNX Runtime cannot open it ({type(exc).__name__})")
     return CompileState(model=CompiledModel(manifest, session, record))
+
+
+def _installed(dist: str) -> str | None:
+    from dockyard.registry.packaging.flavors.base import dist_version
+
+    return dist_version(dist)
 
 
 def can_compile() -> bool:
