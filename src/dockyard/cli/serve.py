@@ -81,27 +81,25 @@ def serve(
 
 def _prepare(settings: Any, endpoints: list[str] | None) -> None:
     from rich.console import Console
-    from rich.table import Table
 
+    from dockyard.cli._output import print_table
     from dockyard.serving.compiled import prepare
 
-    console = Console()
-    with console.status("fetching and compiling the endpoints' models..."):
+    with Console(stderr=True).status("fetching and compiling the endpoints' models..."):
         rows = prepare(settings, endpoints)
-    if not rows:
-        console.print("no endpoint to prepare")
-        return
-    table = Table(title="what dockyard serve will run")
-    for col in ("endpoint", "variant", "model", "runtime", "checked rows", "max difference"):
-        table.add_column(col)
-    for r in rows:
-        diff = r.get("max_difference")
-        table.add_row(
-            r["endpoint"],
-            r["variant"],
-            r["model"],
-            r["runtime"] if r["runtime"] != "native" else f"native ({r.get('reason')})",
-            str(r.get("checked_rows") or ""),
-            "" if diff is None else f"{float(diff):.1e}",
-        )
-    console.print(table)
+    print_table(
+        "what dockyard serve will run",
+        ["endpoint", "variant", "model", "runtime", "checked rows", "max difference"],
+        [
+            (
+                r["endpoint"],
+                r["variant"],
+                r["model"],
+                r["runtime"] if r["runtime"] != "native" else f"native ({r.get('reason')})",
+                r.get("checked_rows") or "",
+                "" if r.get("max_difference") is None else f"{float(r['max_difference']):.1e}",
+            )
+            for r in rows
+        ],
+        caption="" if rows else "no endpoint to prepare",
+    )

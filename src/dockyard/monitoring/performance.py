@@ -829,8 +829,7 @@ def compare_variants(
             p_value=p,
             significant=bool(p < alpha),
         )
-        if d != 0 and se > 0:
-            result["needed_per_variant"] = math.ceil(min(na, nb) * ((z_a + z_b) * se / d) ** 2)
+        result["needed_per_variant"] = _needed(min(na, nb), se, d, z_a, z_b)
     else:
         rng = np.random.default_rng(seed)
         va, boot_a = _boot_metric(prep[0], metric, n_boot, rng)
@@ -854,12 +853,17 @@ def compare_variants(
             p_value=min(1.0, p),
             significant=bool(lo > 0 or hi < 0),
         )
-        if d != 0 and se > 0:
-            n_now = min(na, nb)
-            needed = math.ceil(n_now * ((z_a + z_b) * se / abs(d)) ** 2)
-            result["needed_per_variant"] = needed
+        result["needed_per_variant"] = _needed(min(na, nb), se, d, z_a, z_b)
     _verdict(result, metric, names, p_floor)
     return result
+
+
+def _needed(n: int, se: float, d: float, z_a: float, z_b: float) -> int | None:
+    """Rows per variant for ``power`` at the observed difference ``d``, scaling the current
+    ``n`` by the standard error ``se`` (None when there is no difference to detect)."""
+    if d == 0 or not se > 0:
+        return None
+    return math.ceil(n * ((z_a + z_b) * se / abs(d)) ** 2)
 
 
 def _z_test(

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from dockyard.artifacts._private import private_dir
 from dockyard.serving.compiled import FORMAT, ONNX_FILE, RECORD, CompiledModel, read_compiled
-from dockyard.serving.pool import _argmax_classes
+from dockyard.serving.pool import argmax_classes
 
 __all__ = ["NotCompilable", "compile_package", "convert", "main", "validation_frame"]
 
@@ -428,7 +428,7 @@ def _compile(
             # The server labels a batch like scikit-learn does for these classifiers:
             # classes_[argmax(probabilities)], ties to the first class (ONNX Runtime's own
             # label breaks a tie of a forest's votes otherwise).
-            labels="argmax" if _argmax_classes(native.raw) is not None else "model",
+            labels="argmax" if argmax_classes(native.raw) is not None else "model",
         )
         record["check"] = check(native, onnx_bytes, record, data)
         record.update(

@@ -44,7 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from dockyard.registry.packaging.flavors.base import Adapter
+from dockyard.registry.packaging.flavors.base import Adapter, dist_version
+from dockyard.registry.packaging.signature import (
+    columns_each,
+    int_bounds,
+    plain_values,
+    prepare_input,
+    prepare_tensor,
+)
 
 __all__ = [
     "CompileState",
@@ -101,8 +108,6 @@ def _fast_feed(spec: Mapping[str, Any], values: list[Any], np: Any) -> Any:
     """One column of plain JSON values as the ONNX input, or None for the full path: only
     values the package's validation takes as they are (:func:`plain_values`, the rule its
     own fast path uses), cast to the same value."""
-    from dockyard.registry.packaging.signature import int_bounds, plain_values
-
     typ = spec["type"]
     dtype = spec.get("dtype")
     if typ in ("double", "float"):
@@ -230,11 +235,7 @@ class CompiledModel:
 
         schema = self.signature.get("inputs") or {}
         if schema.get("kind") == "tensor":
-            from dockyard.registry.packaging.signature import prepare_tensor
-
             return prepare_tensor(schema, data)
-        from dockyard.registry.packaging.signature import columns_each, prepare_input
-
         if schema.get("kind") == "columns" and isinstance(data, Mapping):
             feeds = columns_each(
                 schema["columns"], data, lambda spec, values: _fast_feed(spec, values, np)
@@ -259,10 +260,6 @@ class CompileState:
     reason: str | None = None
     compile: bool = True  # worth (re)compiling
 
-    @property
-    def compiled(self) -> bool:
-        return self.model is not None
-
 
 def read_compiled(package_path: Path, digest: str, root: Path, *, threads: int = 1) -> CompileState:
     """The compiled form of the package at ``package_path`` (already verified), if the cache
@@ -283,7 +280,7 @@ def read_compiled(package_path: Path, digest: str, root: Path, *, threads: int =
         built_with = (record.get("versions") or {}).get("skl2onnx")
         return CompileState(
             reason=str(record.get("reason") or "not compilable"),
-            compile=bool(record.get("retry")) or built_with != _installed("skl2onnx"),
+            compile=bool(record.get("retry")) or built_with != dist_version("skl2onnx"),
         )
     try:
         import onnxruntime as ort
@@ -310,12 +307,6 @@ def read_compiled(package_path: Path, digest: str, root: Path, *, threads: int =
     except Exception as exc:  # an ONNX Runtime that cannot run it: serve natively
         return CompileState(reason=f"ONNX Runtime cannot open it ({type(exc).__name__})")
     return CompileState(model=CompiledModel(manifest, session, record))
-
-
-def _installed(dist: str) -> str | None:
-    from dockyard.registry.packaging.flavors.base import dist_version
-
-    return dist_version(dist)
 
 
 def can_compile() -> bool:

@@ -124,7 +124,7 @@ class ModelHandle:
             self._predict = self.model.predict
             self._proba = getattr(self.model, "predict_proba", None)
         self._labels_from_proba = (
-            _argmax_classes(adapter.raw) if adapter is not None and self._proba else None
+            argmax_classes(adapter.raw) if adapter is not None and self._proba else None
         )
         # A compiled model gives labels and probabilities from one run of its graph.
         self._both = getattr(self.model, "predict_both", None)
@@ -391,7 +391,7 @@ _ARGMAX_CLASSIFIERS = frozenset(
 )
 
 
-def _argmax_classes(raw: Any) -> Any:
+def argmax_classes(raw: Any) -> Any:
     """The final estimator's ``classes_`` when its labels are the argmax of its probabilities
     (a scikit-learn Pipeline is looked through), else None."""
     final = raw
